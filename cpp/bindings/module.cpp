@@ -1,0 +1,43 @@
+#include <Eigen/Core>
+#include <string>
+
+#include "bindings.hpp"
+
+#ifndef FASTGD_VERSION
+#define FASTGD_VERSION "dev"
+#endif
+
+namespace py = pybind11;
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fastgd's compiled engine: dense networks, backpropagation and optimizers in C++/Eigen.";
+  m.attr("__version__") = FASTGD_VERSION;
+  fastgd_bindings::define_optimizers(m);
+  fastgd_bindings::define_network(m);
+
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw std::invalid_argument("number of threads must be at least 1, got " + std::to_string(n));
+    Eigen::setNbThreads(n);
+  }, py::arg("n"), "Set the number of threads Eigen's matrix products use.");
+  m.def("get_num_threads", [] { return Eigen::nbThreads(); },
+        "Number of threads Eigen's matrix products use.");
+  m.def("build_info", [] {
+    py::dict info;
+    info["version"] = FASTGD_VERSION;
+    info["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) +
+                    "." + std::to_string(EIGEN_MINOR_VERSION);
+    info["simd"] = Eigen::SimdInstructionSetsInUse();
+#ifdef _OPENMP
+    info["openmp"] = true;
+#else
+    info["openmp"] = false;
+#endif
+#ifdef NDEBUG
+    info["debug"] = false;
+#else
+    info["debug"] = true;
+#endif
+    info["compiler"] = __VERSION__;
+    return info;
+  }, "How this extension was built: Eigen version, SIMD instruction sets, OpenMP, compiler.");
+}

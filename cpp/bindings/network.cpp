@@ -1,0 +1,189 @@
+#include <pybind11/pybind11.h>
+#include <pybind11/eigen.h>
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <fastgd/network.hpp>
+#include <fastgd/train.hpp>
+
+#include "bindings.hpp"
+
+namespace py = pybind11;
+using fastgd::ConstMatrixRef;
+using fastgd::Index;
+using fastgd::MatrixRef;
+
+namespace fastgd_bindings {
+namespace {
+
+// The network, the buffers its training loop reuses, and a lock: training takes it exclusively,
+// inference shares it.
+template <typename T>
+struct BoundNetwork {
+  fastgd::Network<T> net;
+  fastgd::Workspace<T> ws;
+  std::shared_mutex lock;
+};
+
+std::string shape_text(Index rows, Index cols) {
+  return "(" + std::to_string(rows) + ", " + std::to_string(cols) + ")";
+}
+
+void require_shape(const char* name, Index rows, Index cols, Index want_rows, Index want_cols) {
+  if (rows != want_rows || cols != want_cols) {
+    throw std::invalid_argument(std::string(name) + " has shape " + shape_text(rows, cols) +
+                                ", expected " + shape_text(want_rows, want_cols));
+  }
+}
+
+template <typename T>
+void require_input(const fastgd::Network<T>& net, ConstMatrixRef<T> x) {
+  if (x.cols() != net.n_in()) {
+    throw std::invalid_argument("X has " + std::to_string(x.cols()) + " features, the network takes " +
+                                std::to_string(net.n_in()));
+  }
+}
+
+template <typename T>
+py::array_t<T> view(T* data, std::vector<py::ssize_t> shape, py::handle owner) {
+  std::vector<py::ssize_t> strides(shape.size(), py::ssize_t(sizeof(T)));
+  if (shape.size() == 2) strides[0] = shape[1] * py::ssize_t(sizeof(T));
+  return py::array_t<T>(shape, strides, data, owner);
+}
+
+template <typename T>
+void define_for(py::module_& m, const char* suffix) {
+  using Bound = BoundNetwork<T>;
+  py::class_<Bound>(m, (std::string("Network") + suffix).c_str(),
+                    "A dense network in C++. Use fastgd.Network, which validates its input.")
+      .def(py::init([](const std::vector<Index>& sizes, const std::vector<std::string>& activations,
+                       const std::string& loss) {
+             std::vector<fastgd::Activation> kinds;
+             for (const auto& name : activations) kinds.push_back(fastgd::activation_from_name(name));
+             return new Bound{fastgd::Network<T>(sizes, kinds, fastgd::loss_from_name(loss)), {}, {}};
+           }),
+           py::arg("sizes"), py::arg("activations"), py::arg("loss"))
+      .def_property_readonly("n_layers", [](const Bound& self) { return self.net.n_layers(); })
+      .def_property_readonly("n_in", [](const Bound& self) { return self.net.n_in(); })
+      .def_property_readonly("n_out", [](const Bound& self) { return self.net.n_out(); })
+      .def_property_readonly("loss", [](const Bound& self) { return fastgd::loss_name(self.net.loss); })
+      .def_property_readonly("activations", [](const Bound& self) {
+        std::vector<std::string> names;
+        for (const auto& layer : self.net.layers) names.push_back(fastgd::activation_name(layer.activation));
+        return names;
+      })
+      .def("weight", [](py::object self, Index l) {
+             auto& bound = self.cast<Bound&>();
+             if (l < 0 || l >= bound.net.n_layers()) throw py::index_error("layer index out of range");
+             auto& w = bound.net.layers[std::size_t(l)].w;
+             return view<T>(w.data(), {w.rows(), w.cols()}, self);
+           }, py::arg("layer"), "W of a layer, (n_in, n_out), sharing memory with the network.")
+      .def("bias", [](py::object self, Index l) {
+             auto& bound = self.cast<Bound&>();
+             if (l < 0 || l >= bound.net.n_layers()) throw py::index_error("layer index out of range");
+             auto& b = bound.net.layers[std::size_t(l)].b;
+             return view<T>(b.data(), {b.cols()}, self);
+           }, py::arg("layer"), "b of a layer, (n_out,), sharing memory with the network.")
+      .def("predict", [](Bound& self, MatrixRef<T> out, ConstMatrixRef<T> x) {
+             require_input(self.net, x);
+             require_shape("out", out.rows(), out.cols(), x.rows(), self.net.n_out());
+             py::gil_scoped_release release;
+             std::shared_lock guard(self.lock);
+             fastgd::predict<T>(out, self.net, x);
+           }, py::arg("out").noconvert(), py::arg("x").noconvert(),
+           "Write the network's output for x (n, n_in) into out (n, n_out).")
+      .def("evaluate", [](Bound& self, MatrixRef<T> out, ConstMatrixRef<T> x, ConstMatrixRef<T> y) {
+             require_input(self.net, x);
+             require_shape("out", out.rows(), out.cols(), x.rows(), self.net.n_out());
+             require_shape("y", y.rows(), y.cols(), x.rows(), self.net.n_out());
+             py::gil_scoped_release release;
+             std::shared_lock guard(self.lock);
+             return fastgd::predict<T>(out, self.net, x, &y);
+           }, py::arg("out").noconvert(), py::arg("x").noconvert(), py::arg("y").noconvert(),
+           "Write the output for x into out and return the loss summed over the rows.")
+      .def("train_epoch",
+           [](Bound& self, fastgd::Optimizer<T>& optimizer, ConstMatrixRef<T> x, ConstMatrixRef<T> y,
+              std::optional<py::array_t<std::int64_t, py::array::c_style>> order, Index batch_size) {
+             require_input(self.net, x);
+             require_shape("y", y.rows(), y.cols(), x.rows(), self.net.n_out());
+             if (batch_size < 1) throw std::invalid_argument("batch_size must be at least 1");
+             if (!optimizer.fits(self.net)) {
+               throw std::invalid_argument("the optimizer's state belongs to a network of another shape");
+             }
+             const std::int64_t* rows = nullptr;
+             if (order) {
+               if (order->ndim() != 1 || order->shape(0) != x.rows()) {
+                 throw std::invalid_argument("order must have one index per row of X");
+               }
+               rows = order->data();
+             }
+             fastgd::EpochResult result;
+             {
+               py::gil_scoped_release release;
+               if (rows) {
+                 for (Index i = 0; i < x.rows(); ++i) {
+                   if (rows[i] < 0 || rows[i] >= x.rows()) {
+                     throw std::invalid_argument("order holds row " + std::to_string(rows[i]) +
+                                                 ", outside [0, " + std::to_string(x.rows()) + ")");
+                   }
+                 }
+               }
+               std::unique_lock guard(self.lock);
+               result = fastgd::train_epoch<T>(self.net, optimizer, self.ws, x, y, rows, batch_size);
+             }
+             return py::make_tuple(result.loss_sum, result.samples, result.failed_batch);
+           },
+           py::arg("optimizer"), py::arg("x").noconvert(), py::arg("y").noconvert(), py::arg("order"),
+           py::arg("batch_size"),
+           "Train on the rows of x in `order` (or in turn), batch by batch, with the GIL released.\n"
+           "Returns (loss_sum, samples, failed_batch); failed_batch is -1 unless a batch's loss was\n"
+           "not finite, in which case training stopped before updating on it.")
+      .def("gradients", [](Bound& self, ConstMatrixRef<T> x, ConstMatrixRef<T> y) {
+             require_input(self.net, x);
+             require_shape("y", y.rows(), y.cols(), x.rows(), self.net.n_out());
+             if (x.rows() == 0) throw std::invalid_argument("X is empty");
+             fastgd::Workspace<T> ws(self.net, x.rows());
+             double loss;
+             {
+               py::gil_scoped_release release;
+               std::shared_lock guard(self.lock);
+               fastgd::forward<T>(ws, self.net, x);
+               loss = fastgd::batch_loss_sum<T>(ws, self.net, y);
+               fastgd::backward<T>(ws, self.net, x, y);
+             }
+             py::list grads;
+             for (std::size_t l = 0; l < ws.dw.size(); ++l) {
+               grads.append(py::make_tuple(fastgd::Matrix<T>(ws.dw[l]), fastgd::RowVector<T>(ws.db[l])));
+             }
+             return py::make_tuple(loss / double(x.rows()), grads);
+           }, py::arg("x").noconvert(), py::arg("y").noconvert(),
+           "Mean loss over the rows and its gradient [(dW, db), ...], without updating.");
+
+  m.def((std::string("first_nonfinite") + suffix).c_str(), [](ConstMatrixRef<T> x) -> py::object {
+        for (Index i = 0; i < x.rows(); ++i) {
+          if (x.row(i).allFinite()) continue;
+          for (Index j = 0; j < x.cols(); ++j) {
+            if (!std::isfinite(x(i, j))) return py::make_tuple(i, j);
+          }
+        }
+        return py::none();
+      }, py::arg("x").noconvert(), "(row, column) of the first NaN or Inf in x, or None.");
+}
+
+}  // namespace
+
+void define_network(py::module_& m) {
+  define_for<float>(m, "32");
+  define_for<double>(m, "64");
+}
+
+}  // namespace fastgd_bindings

@@ -1,0 +1,169 @@
+#pragma once
+// A stack of dense layers with one loss, the buffers one batch needs, and the passes over them.
+
+#include <algorithm>
+#include <cassert>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fastgd/activations.hpp"
+#include "fastgd/dense.hpp"
+#include "fastgd/losses.hpp"
+
+namespace fastgd {
+
+template <typename T>
+struct DenseLayer {
+  Matrix<T> w;     // (n_in, n_out)
+  RowVector<T> b;  // (n_out)
+  Activation activation;
+};
+
+template <typename T>
+class Network {
+ public:
+  // sizes = [n_in, n_1, ..., n_out]; one activation per layer. Weights start at zero: callers
+  // initialize them (the Python layer draws them from its seeded generator).
+  Network(const std::vector<Index>& sizes, const std::vector<Activation>& activations, Loss loss)
+      : loss(loss) {
+    if (sizes.size() < 2) throw std::invalid_argument("a network needs at least 2 layer sizes");
+    if (activations.size() != sizes.size() - 1) {
+      throw std::invalid_argument("expected one activation per layer");
+    }
+    for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
+      if (sizes[l] <= 0 || sizes[l + 1] <= 0) {
+        throw std::invalid_argument("layer sizes must be positive");
+      }
+      if (activations[l] == Activation::softmax && l + 2 != sizes.size()) {
+        throw std::invalid_argument("softmax is only allowed on the output layer");
+      }
+      layers.push_back({Matrix<T>::Zero(sizes[l], sizes[l + 1]),
+                        RowVector<T>::Zero(sizes[l + 1]), activations[l]});
+    }
+    check_loss_output(loss, layers.back().activation);
+  }
+
+  Index n_in() const { return layers.front().w.rows(); }
+  Index n_out() const { return layers.back().w.cols(); }
+  Index n_layers() const { return Index(layers.size()); }
+
+  std::vector<DenseLayer<T>> layers;
+  Loss loss;
+};
+
+// Buffers for batches of up to `capacity` rows; a step uses the first m rows of each.
+template <typename T>
+struct Workspace {
+  Index capacity = 0;
+  Matrix<T> x;                      // (capacity, n_in) the gathered input batch
+  Matrix<T> y;                      // (capacity, n_out) the gathered targets
+  std::vector<Matrix<T>> z;         // [l] (capacity, n_out_l) pre-activations
+  std::vector<Matrix<T>> a;         // [l] (capacity, n_out_l) activations
+  std::vector<Matrix<T>> dz;        // [l] (capacity, n_out_l) dC/dz; holds dC/da before the Jacobian
+  std::vector<Matrix<T>> dw;        // [l] (n_in_l, n_out_l)
+  std::vector<RowVector<T>> db;     // [l] (n_out_l)
+
+  Workspace() = default;
+  Workspace(const Network<T>& net, Index batch) { reserve(net, batch); }
+
+  // Allocates only when the batch outgrows the buffers or the network's shape differs.
+  void reserve(const Network<T>& net, Index batch) {
+    if (batch <= capacity && fits(net)) return;
+    capacity = std::max(batch, Index(1));
+    const auto L = net.layers.size();
+    x.resize(capacity, net.n_in());
+    y.resize(capacity, net.n_out());
+    z.resize(L), a.resize(L), dz.resize(L), dw.resize(L), db.resize(L);
+    for (std::size_t l = 0; l < L; ++l) {
+      const auto& layer = net.layers[l];
+      z[l].resize(capacity, layer.w.cols());
+      a[l].resize(capacity, layer.w.cols());
+      dz[l].resize(capacity, layer.w.cols());
+      dw[l].resize(layer.w.rows(), layer.w.cols());
+      db[l].resize(layer.w.cols());
+    }
+  }
+
+  bool fits(const Network<T>& net) const {
+    if (z.size() != net.layers.size() || x.cols() != net.n_in()) return false;
+    for (std::size_t l = 0; l < z.size(); ++l) {
+      if (dw[l].rows() != net.layers[l].w.rows() || dw[l].cols() != net.layers[l].w.cols()) {
+        return false;
+      }
+    }
+    return true;
+  }
+};
+
+// Fills ws.z and ws.a for the rows of x; x is (m, n_in) with m <= ws.capacity.
+template <typename T>
+void forward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x) {
+  const Index m = x.rows();
+  assert(m <= ws.capacity);
+  for (std::size_t l = 0; l < net.layers.size(); ++l) {
+    const auto& layer = net.layers[l];
+    auto z = ws.z[l].topRows(m);
+    auto a = ws.a[l].topRows(m);
+    if (l == 0) {
+      dense_forward<T>(z, x, layer.w, layer.b);
+    } else {
+      dense_forward<T>(z, ws.a[l - 1].topRows(m), layer.w, layer.b);
+    }
+    activate<T>(layer.activation, a, z);
+  }
+}
+
+// After forward on the same x: fills ws.dw and ws.db with the gradient of the mean loss over
+// the m rows. x is (m, n_in), y is (m, n_out).
+template <typename T>
+void backward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x, ConstMatrixRef<T> y) {
+  const Index m = x.rows();
+  const std::size_t L = net.layers.size();
+  output_delta<T>(ws.dz[L - 1].topRows(m), net.loss, net.layers[L - 1].activation,
+                  ws.z[L - 1].topRows(m), ws.a[L - 1].topRows(m), y);
+  for (std::size_t l = L; l-- > 0;) {
+    const auto& layer = net.layers[l];
+    auto dz = ws.dz[l].topRows(m);
+    if (l == 0) {
+      dense_backward_params<T>(ws.dw[l], ws.db[l], dz, x);
+      break;
+    }
+    dense_backward_params<T>(ws.dw[l], ws.db[l], dz, ws.a[l - 1].topRows(m));
+    auto dz_prev = ws.dz[l - 1].topRows(m);
+    dense_backward_input<T>(dz_prev, dz, layer.w);
+    const auto& prev = net.layers[l - 1];
+    apply_jacobian<T>(prev.activation, dz_prev, ws.z[l - 1].topRows(m), ws.a[l - 1].topRows(m),
+                      dz_prev);
+  }
+}
+
+template <typename T>
+double batch_loss_sum(const Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> y) {
+  const Index m = y.rows();
+  const std::size_t L = net.layers.size();
+  return loss_sum<T>(net.loss, net.layers[L - 1].activation, ws.z[L - 1].topRows(m),
+                     ws.a[L - 1].topRows(m), y);
+}
+
+// Rows per pass in predict and evaluate: bounds their scratch memory whatever the input size.
+inline constexpr Index inference_chunk_rows = 1024;
+
+// out is (n, n_out), x is (n, n_in); y, when given, is (n, n_out). Returns the loss summed
+// over the n rows (0 without y). Uses its own buffers, so concurrent calls are safe.
+template <typename T>
+double predict(MatrixRef<T> out, const Network<T>& net, ConstMatrixRef<T> x,
+               const ConstMatrixRef<T>* y = nullptr) {
+  const Index n = x.rows();
+  Workspace<T> ws(net, std::min(n, inference_chunk_rows));
+  double total = 0.0;
+  for (Index start = 0; start < n; start += inference_chunk_rows) {
+    const Index m = std::min(inference_chunk_rows, n - start);
+    forward<T>(ws, net, x.middleRows(start, m));
+    out.middleRows(start, m) = ws.a.back().topRows(m);
+    if (y) total += batch_loss_sum<T>(ws, net, y->middleRows(start, m));
+  }
+  return total;
+}
+
+}  // namespace fastgd

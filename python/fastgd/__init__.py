@@ -1,0 +1,22 @@
+"""fastgd: dense neural networks trained by mini-batch gradient descent in C++/Eigen, with a NumPy API."""
+
+from . import _core, datasets, reference
+from ._core import build_info, get_num_threads, set_num_threads
+from .network import Dense, History, Network, TrainingDiverged
+from .optimizers import SGD
+
+__version__ = _core.__version__
+
+__all__ = [
+    "Dense",
+    "History",
+    "Network",
+    "SGD",
+    "TrainingDiverged",
+    "build_info",
+    "datasets",
+    "get_num_threads",
+    "reference",
+    "set_num_threads",
+    "__version__",
+]

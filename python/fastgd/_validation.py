@@ -1,0 +1,144 @@
+"""Checks and conversions of user input, shared by the C++-backed network and its NumPy twin."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from . import _core
+
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
+LOSSES = ("mse", "cross_entropy")
+DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+
+_FIRST_NONFINITE = {np.dtype(np.float32): _core.first_nonfinite32, np.dtype(np.float64): _core.first_nonfinite64}
+
+
+def check_choice(value, choices, what):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(choices)}")
+    return value
+
+
+def check_dtype(dtype):
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved not in DTYPES.values():
+        raise ValueError(f"unsupported dtype {dtype!r}; expected 'float32' or 'float64'")
+    return resolved
+
+
+def check_int(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def check_real(value, name, minimum=None, strictly_positive=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if strictly_positive and value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def check_finite(array, name):
+    where = _FIRST_NONFINITE[array.dtype](array)
+    if where is not None:
+        row, col = where
+        raise ValueError(f"{name} contains NaN or Inf (first at row {row}, column {col})")
+
+
+def _as_float_array(X, dtype, name):
+    if isinstance(X, np.ndarray):
+        if X.dtype.kind != "f" or X.dtype.itemsize not in (4, 8):
+            raise TypeError(
+                f"{name} has dtype {X.dtype}; fastgd takes float32 or float64 arrays "
+                f"(convert with {name}.astype(np.{dtype.name}))"
+            )
+        return X
+    try:
+        return np.asarray(X, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} could not be read as an array of numbers: {exc}") from None
+
+
+def prepare_X(X, n_in, dtype, name="X", allow_1d=False):
+    """Return X as a C-contiguous (n, n_in) array of `dtype`, and whether it was one 1-D sample."""
+    array = _as_float_array(X, dtype, name)
+    single = False
+    if array.ndim == 1 and allow_1d:
+        array, single = array.reshape(1, -1), True
+    if array.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features), got {array.ndim}-D with shape {array.shape}"
+        )
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} is empty (0 samples)")
+    if array.shape[1] != n_in:
+        raise ValueError(f"{name} has {array.shape[1]} features, but the network's input layer takes {n_in}")
+    array = np.ascontiguousarray(array, dtype=dtype)
+    check_finite(array, name)
+    return array, single
+
+
+def prepare_targets(y, n_samples, n_out, dtype, name="y"):
+    """Return (targets (n, n_out) of `dtype`, class labels (n,) or None).
+
+    1-D integer y are class labels, one-hot encoded here; with a single output unit a 1-D y is
+    the target column. Labels are returned whenever the targets name one class per sample.
+    """
+    array = np.asarray(y)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} has dtype {array.dtype}; expected integer class labels or float targets")
+    if array.ndim == 0 or array.ndim > 2:
+        raise ValueError(f"{name} must be 1-D class labels or 2-D targets (n_samples, {n_out}), got shape {array.shape}")
+    if array.shape[0] != n_samples:
+        raise ValueError(f"X has {n_samples} samples but {name} has {array.shape[0]}")
+    if array.ndim == 1 and n_out > 1:
+        labels = _check_labels(array, n_out, name)
+        targets = np.zeros((n_samples, n_out), dtype=dtype)
+        targets[np.arange(n_samples), labels] = 1
+        return targets, labels
+    if array.ndim == 2 and array.shape[1] != n_out:
+        raise ValueError(f"{name} has shape {array.shape}, but the network has {n_out} outputs: expected ({n_samples}, {n_out})")
+    targets = np.ascontiguousarray(array.reshape(n_samples, n_out), dtype=dtype)
+    check_finite(targets, name)
+    return targets, _labels_of_targets(targets)
+
+
+def _check_labels(array, n_out, name):
+    if array.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(array) | (array != np.round(array)))
+        if bad.size:
+            raise ValueError(
+                f"{name} holds non-integer class label {array[bad[0]]!r} at index {bad[0]}; "
+                f"labels must be integers 0..{n_out - 1} (or give 2-D targets)"
+            )
+    labels = array.astype(np.int64)
+    bad = np.flatnonzero((labels < 0) | (labels >= n_out))
+    if bad.size:
+        raise ValueError(
+            f"label {labels[bad[0]]} at index {bad[0]} of {name} is out of range for an output layer "
+            f"of {n_out} units (labels must be 0..{n_out - 1})"
+        )
+    return labels
+
+
+def _labels_of_targets(targets):
+    if targets.shape[1] == 1:
+        column = targets[:, 0]
+        return column.astype(np.int64) if np.all((column == 0) | (column == 1)) else None
+    one_hot = np.all((targets == 0) | (targets == 1), axis=1) & (targets.sum(axis=1) == 1)
+    return targets.argmax(axis=1) if one_hot.all() else None

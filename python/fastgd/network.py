@@ -1,0 +1,359 @@
+"""The public Network: configuration, validation and the epoch loop's control around the C++ engine."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from . import _core
+from ._validation import (
+    ACTIVATIONS,
+    LOSSES,
+    check_choice,
+    check_dtype,
+    check_int,
+    prepare_targets,
+    prepare_X,
+)
+from .optimizers import SGD
+
+__all__ = ["Dense", "History", "Network", "TrainingDiverged"]
+
+
+class TrainingDiverged(ArithmeticError):
+    """The loss became NaN or Inf during training; the batch that produced it was not applied."""
+
+    def __init__(self, epoch, batch, lr):
+        self.epoch, self.batch, self.lr = epoch, batch, lr
+        super().__init__(
+            f"training diverged: the loss was NaN or Inf at epoch {epoch}, batch {batch} "
+            f"(learning rate {lr:g}); try a lower learning rate"
+        )
+
+
+class Dense:
+    """A fully connected layer: ``a = activation(x @ W + b)`` with W of shape (n_in, n_out).
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Number of inputs and outputs, positive.
+    activation : str, default "identity"
+        One of identity, sigmoid, tanh, relu, leaky_relu (slope 0.01), softmax (output layer only).
+    """
+
+    def __init__(self, n_in, n_out, activation="identity"):
+        self.n_in = check_int(n_in, "n_in", 1)
+        self.n_out = check_int(n_out, "n_out", 1)
+        self.activation = check_choice(activation, ACTIVATIONS, "activation")
+
+    def __repr__(self):
+        return f"Dense({self.n_in}, {self.n_out}, activation={self.activation!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, Dense) and (self.n_in, self.n_out, self.activation) == (
+            other.n_in,
+            other.n_out,
+            other.activation,
+        )
+
+    __hash__ = None
+
+
+class History:
+    """What ``fit`` returns: ``history`` maps each metric to its value at the end of every epoch."""
+
+    def __init__(self):
+        self.history = {}
+        self.epoch = []
+
+    def _append(self, epoch, logs):
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+    def __repr__(self):
+        return f"History(epochs={len(self.epoch)}, metrics={list(self.history)})"
+
+
+def _layers_from_spec(layers, activation, output_activation):
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__len__"):
+        raise TypeError("layers must be a list of layer sizes or of fastgd.Dense")
+    if len(layers) and all(isinstance(layer, Dense) for layer in layers):
+        for previous, layer in zip(layers, layers[1:]):
+            if previous.n_out != layer.n_in:
+                raise ValueError(
+                    f"layers do not chain: {previous!r} gives {previous.n_out} outputs "
+                    f"but {layer!r} takes {layer.n_in} inputs"
+                )
+        return list(layers)
+    if any(isinstance(layer, Dense) for layer in layers):
+        raise TypeError("layers must be all sizes or all fastgd.Dense, not a mix")
+    sizes = [check_int(size, "layer size", 1) for size in layers]
+    if len(sizes) < 2:
+        raise ValueError(f"a network needs at least an input and an output size, got {list(layers)!r}")
+    activations = [activation] * (len(sizes) - 2) + [output_activation]
+    return [Dense(n_in, n_out, act) for n_in, n_out, act in zip(sizes, sizes[1:], activations)]
+
+
+class BaseNetwork:
+    """Configuration, validation and loop control shared by `Network` and the NumPy twin.
+
+    Subclasses provide the arithmetic: ``_build``, ``_param_arrays``, ``_predict``,
+    ``_evaluate``, ``_train_epoch``, ``_gradients`` and the optimizer-state hooks.
+    """
+
+    def __init__(
+        self,
+        layers,
+        activation="relu",
+        output_activation="softmax",
+        loss="cross_entropy",
+        dtype="float32",
+        seed=None,
+    ):
+        self.layers = _layers_from_spec(layers, activation, output_activation)
+        self.loss = check_choice(loss, LOSSES, "loss")
+        self.dtype = check_dtype(dtype)
+        self.seed = seed
+        for layer in self.layers[:-1]:
+            if layer.activation == "softmax":
+                raise ValueError("softmax is only allowed on the output layer")
+        if self.loss == "cross_entropy" and self.layers[-1].activation not in ("softmax", "sigmoid"):
+            raise ValueError(
+                f"cross_entropy needs a softmax or sigmoid output layer, got {self.layers[-1].activation!r}"
+            )
+        self._build()
+        self._initialize(np.random.default_rng(seed))
+
+    @property
+    def sizes(self):
+        """Layer sizes ``[n_in, n_1, ..., n_out]``."""
+        return [self.layers[0].n_in] + [layer.n_out for layer in self.layers]
+
+    @property
+    def n_in(self):
+        return self.layers[0].n_in
+
+    @property
+    def n_out(self):
+        return self.layers[-1].n_out
+
+    def _initialize(self, rng):
+        # W ~ N(0, 1/n_in), so that z = x·W keeps roughly unit variance for unit-variance x; b = 0.
+        # Drawn in float64 whatever the dtype, so float32 and float64 networks start alike.
+        for layer, (W, b) in zip(self.layers, self._param_arrays()):
+            W[...] = rng.standard_normal((layer.n_in, layer.n_out)) / math.sqrt(layer.n_in)
+            b[...] = 0
+
+    @property
+    def params(self):
+        """``[(W, b), ...]`` per layer: W (n_in, n_out), b (n_out,), views of the network's own memory."""
+        return self._param_arrays()
+
+    @params.setter
+    def params(self, values):
+        values = list(values)
+        if len(values) != len(self.layers):
+            raise ValueError(f"expected {len(self.layers)} (W, b) pairs, got {len(values)}")
+        staged = []
+        for index, (pair, (W, b)) in enumerate(zip(values, self._param_arrays())):
+            new_W, new_b = (np.asarray(value, dtype=self.dtype) for value in pair)
+            for name, new, old in (("W", new_W, W), ("b", new_b, b)):
+                if new.shape != old.shape:
+                    raise ValueError(f"params[{index}] {name} has shape {new.shape}, expected {old.shape}")
+                if not np.all(np.isfinite(new)):
+                    raise ValueError(f"params[{index}] {name} contains NaN or Inf")
+            staged.append((new_W, new_b))
+        for (new_W, new_b), (W, b) in zip(staged, self._param_arrays()):
+            W[...] = new_W
+            b[...] = new_b
+
+    def predict(self, X):
+        """Outputs of the network for X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_in), or (n_in,) for one sample
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_out), or (n_out,) for a 1-D X, in the network's dtype
+        """
+        X, single = prepare_X(X, self.n_in, self.dtype, allow_1d=True)
+        out = self._predict(X)
+        return out[0] if single else out
+
+    def evaluate(self, X, y):
+        """Mean loss over (X, y), and accuracy when y names one class per sample.
+
+        Returns
+        -------
+        dict
+            ``{"loss": float, "accuracy": float}``; ``accuracy`` only for classification.
+        """
+        X, _ = prepare_X(X, self.n_in, self.dtype)
+        targets, labels = prepare_targets(y, len(X), self.n_out, self.dtype)
+        return self._evaluate_prepared(X, targets, labels)
+
+    def _evaluate_prepared(self, X, targets, labels):
+        out, loss_sum = self._evaluate(X, targets)
+        result = {"loss": loss_sum / len(X)}
+        if labels is not None and (self.n_out > 1 or self.layers[-1].activation == "sigmoid"):
+            predicted = out.argmax(axis=1) if self.n_out > 1 else (out[:, 0] > 0.5)
+            result["accuracy"] = float(np.mean(predicted == labels))
+        return result
+
+    def train_step(self, X, y, optimizer):
+        """One update on one batch (all of X); returns that batch's mean loss before the update."""
+        X, _ = prepare_X(X, self.n_in, self.dtype)
+        targets, _ = prepare_targets(y, len(X), self.n_out, self.dtype)
+        state = self._optimizer_state(optimizer)
+        loss_sum, samples, failed = self._train_epoch(state, X, targets, None, len(X))
+        if failed >= 0:
+            raise TrainingDiverged(1, 1, optimizer.lr)
+        return loss_sum / samples
+
+    def fit(
+        self,
+        X,
+        y,
+        epochs=1,
+        batch_size=32,
+        optimizer=None,
+        validation_data=None,
+        shuffle=True,
+        seed=None,
+        verbose=1,
+    ):
+        """Train by mini-batch gradient descent.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_in)
+        y : array-like of shape (n_samples,) with class labels, or (n_samples, n_out) targets
+        epochs : int, default 1
+        batch_size : int, default 32
+            Samples per update; the last batch of an epoch holds the remainder.
+        optimizer : SGD, optional
+            Defaults to ``SGD(lr=0.1)``. Its state (momentum) carries over between calls.
+        validation_data : tuple (X_val, y_val), optional
+            Evaluated after every epoch into ``val_loss`` (and ``val_accuracy``).
+        shuffle : bool, default True
+            Visit the samples in a new random order each epoch.
+        seed : int, optional
+            Seed of the shuffling order.
+        verbose : int, default 1
+            0 is silent; 1 prints one line per epoch.
+
+        Returns
+        -------
+        History
+            ``history.history["loss"]`` is the mean over each epoch of every batch's loss,
+            taken before that batch's update.
+        """
+        X, _ = prepare_X(X, self.n_in, self.dtype)
+        targets, _ = prepare_targets(y, len(X), self.n_out, self.dtype)
+        epochs = check_int(epochs, "epochs", 1)
+        batch_size = check_int(batch_size, "batch_size", 1)
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data must be a tuple (X_val, y_val)")
+            X_val, _ = prepare_X(validation_data[0], self.n_in, self.dtype, name="X_val")
+            val_targets, val_labels = prepare_targets(validation_data[1], len(X_val), self.n_out, self.dtype, name="y_val")
+        optimizer = SGD(lr=0.1) if optimizer is None else optimizer
+        state = self._optimizer_state(optimizer)
+        rng = np.random.default_rng(seed)
+        history = History()
+        for epoch in range(1, epochs + 1):
+            started = time.perf_counter()
+            order = rng.permutation(len(X)) if shuffle else None
+            state = optimizer._state_for(self)
+            loss_sum, samples, failed = self._train_epoch(state, X, targets, order, batch_size)
+            if failed >= 0:
+                raise TrainingDiverged(epoch, failed + 1, optimizer.lr)
+            logs = {"loss": loss_sum / samples}
+            if validation_data is not None:
+                scores = self._evaluate_prepared(X_val, val_targets, val_labels)
+                logs.update({f"val_{key}": value for key, value in scores.items()})
+            history._append(epoch, logs)
+            if verbose:
+                metrics = " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
+                print(f"epoch {epoch}/{epochs} - {metrics} - {time.perf_counter() - started:.2f}s", flush=True)
+        return history
+
+    def gradients(self, X, y):
+        """Mean loss over (X, y) and its gradient ``[(dW, db), ...]``, without updating."""
+        X, _ = prepare_X(X, self.n_in, self.dtype)
+        targets, _ = prepare_targets(y, len(X), self.n_out, self.dtype)
+        return self._gradients(X, targets)
+
+    def _optimizer_state(self, optimizer):
+        if not hasattr(optimizer, "_state_for"):
+            raise TypeError(f"optimizer must be a fastgd optimizer such as fastgd.SGD(lr=0.1), got {optimizer!r}")
+        return optimizer._state_for(self)
+
+    def __repr__(self):
+        layers = ", ".join(repr(layer) for layer in self.layers)
+        return f"{type(self).__name__}([{layers}], loss={self.loss!r}, dtype={self.dtype.name!r})"
+
+
+class Network(BaseNetwork):
+    """A dense neural network whose forward pass, backpropagation and updates run in C++.
+
+    Parameters
+    ----------
+    layers : list of int or list of Dense
+        Layer sizes ``[n_in, n_1, ..., n_out]``, or the layers themselves.
+    activation : str, default "relu"
+        Hidden layers' activation when `layers` are sizes.
+    output_activation : str, default "softmax"
+        Output layer's activation when `layers` are sizes.
+    loss : {"cross_entropy", "mse"}, default "cross_entropy"
+        ``mse`` is the mean over the batch of ½‖a − y‖². ``cross_entropy`` needs a softmax
+        output (−Σ y log a per sample) or a sigmoid output (binary cross-entropy summed over
+        outputs).
+    dtype : {"float32", "float64"}, default "float32"
+    seed : int, optional
+        Seed of the initial weights: W ~ N(0, 1/n_in), b = 0.
+
+    Examples
+    --------
+    >>> net = fastgd.Network([784, 30, 10], activation="sigmoid", output_activation="sigmoid",
+    ...                      loss="mse", seed=0)
+    >>> history = net.fit(X, y, epochs=30, batch_size=10, optimizer=fastgd.SGD(lr=3.0))
+    """
+
+    def _build(self):
+        core = _core.Network32 if self.dtype == np.float32 else _core.Network64
+        self._core = core(self.sizes, [layer.activation for layer in self.layers], self.loss)
+        self._views = [(self._core.weight(i), self._core.bias(i)) for i in range(len(self.layers))]
+
+    def _param_arrays(self):
+        return self._views
+
+    def _predict(self, X):
+        out = np.empty((len(X), self.n_out), dtype=self.dtype)
+        self._core.predict(out, X)
+        return out
+
+    def _evaluate(self, X, targets):
+        out = np.empty((len(X), self.n_out), dtype=self.dtype)
+        return out, self._core.evaluate(out, X, targets)
+
+    def _train_epoch(self, state, X, targets, order, batch_size):
+        return self._core.train_epoch(state, X, targets, order, batch_size)
+
+    def _gradients(self, X, targets):
+        return self._core.gradients(X, targets)
+
+    def _new_optimizer_state(self, optimizer):
+        if isinstance(optimizer, SGD):
+            state = _core.SGD32 if self.dtype == np.float32 else _core.SGD64
+            return state(**optimizer._hyperparameters())
+        raise TypeError(f"unsupported optimizer {optimizer!r}")
+
+    def _sync_optimizer_state(self, state, optimizer):
+        state.set_hyperparameters(**optimizer._hyperparameters())
