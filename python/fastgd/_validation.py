@@ -123,7 +123,7 @@ def _check_labels(array, n_out, name):
         bad = np.flatnonzero(~np.isfinite(array) | (array != np.round(array)))
         if bad.size:
             raise ValueError(
-                f"{name} holds non-integer class label {array[bad[0]]!r} at index {bad[0]}; "
+                f"{name} holds non-integer class label {float(array[bad[0]])} at index {bad[0]}; "
                 f"labels must be integers 0..{n_out - 1} (or give 2-D targets)"
             )
     labels = array.astype(np.int64)

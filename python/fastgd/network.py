@@ -151,7 +151,7 @@ class BaseNetwork:
     @property
     def params(self):
         """``[(W, b), ...]`` per layer: W (n_in, n_out), b (n_out,), views of the network's own memory."""
-        return self._param_arrays()
+        return list(self._param_arrays())
 
     @params.setter
     def params(self, values):

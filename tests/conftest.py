@@ -1,0 +1,31 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def mnist_dir():
+    return Path(os.environ.get("FASTGD_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from fastgd import datasets
+
+    folder = mnist_dir()
+    if not folder.is_dir():
+        pytest.skip(f"MNIST files not found at {folder} (set FASTGD_MNIST_DIR to their folder)")
+    return datasets.load_mnist(folder)
+
+
+def random_problem(rng, n, n_in, n_out, loss, output, dtype=np.float64):
+    """Inputs and targets that suit the loss: class labels for softmax, [0, 1] targets for sigmoid."""
+    X = rng.standard_normal((n, n_in)).astype(dtype)
+    if output == "softmax":
+        return X, rng.integers(0, n_out, n)
+    if output == "sigmoid" or loss == "cross_entropy":
+        return X, rng.uniform(0, 1, (n, n_out)).astype(dtype)
+    return X, rng.standard_normal((n, n_out)).astype(dtype)
