@@ -1,7 +1,10 @@
 #pragma once
 // A dense layer: z = x W + b, with x (m, n_in), W (n_in, n_out), b (n_out), z (m, n_out).
 // Backward functions overwrite their gradient outputs; nothing accumulates across calls.
+// Each function comes twice: plain Eigen products (the oracle, allocating as Eigen does), and
+// the same math through gemm_accumulate with packing buffers from a GemmScratch (the engine).
 
+#include "fastgd/gemm.hpp"
 #include "fastgd/types.hpp"
 
 namespace fastgd {
@@ -29,6 +32,43 @@ template <typename T>
 void dense_backward_input(MatrixRef<T> dx, ConstMatrixRef<T> dz, ConstMatrixRef<T> w) {
   // dC/dx = dC/dz Wᵀ
   dx.noalias() = dz * w.transpose();
+}
+
+// z is (m, n_out), x is (m, n_in), w is (n_in, n_out), b is (n_out)
+template <typename T>
+void dense_forward(MatrixRef<T> z, ConstMatrixRef<T> x, ConstMatrixRef<T> w,
+                   ConstRowVectorRef<T> b, GemmScratch<T>& scratch) {
+  z.rowwise() = b;
+  gemm_accumulate<Eigen::RowMajor, Eigen::RowMajor, T>(z.data(), z.outerStride(), z.rows(),
+                                                       z.cols(), x.cols(), x.data(),
+                                                       x.outerStride(), w.data(),
+                                                       w.outerStride(), T(1), scratch);
+}
+
+// dw is (n_in, n_out), db is (n_out), dz is (m, n_out), x is (m, n_in)
+template <typename T>
+void dense_backward_params(MatrixRef<T> dw, RowVectorRef<T> db, ConstMatrixRef<T> dz,
+                           ConstMatrixRef<T> x, GemmScratch<T>& scratch) {
+  // dC/dW = xᵀ dC/dz; the row-major x read column-major is xᵀ
+  dw.setZero();
+  gemm_accumulate<Eigen::ColMajor, Eigen::RowMajor, T>(dw.data(), dw.outerStride(), dw.rows(),
+                                                       dw.cols(), dz.rows(), x.data(),
+                                                       x.outerStride(), dz.data(),
+                                                       dz.outerStride(), T(1), scratch);
+  // dC/db = Σ_samples dC/dz
+  db.noalias() = dz.colwise().sum();
+}
+
+// dx is (m, n_in), dz is (m, n_out), w is (n_in, n_out)
+template <typename T>
+void dense_backward_input(MatrixRef<T> dx, ConstMatrixRef<T> dz, ConstMatrixRef<T> w,
+                          GemmScratch<T>& scratch) {
+  // dC/dx = dC/dz Wᵀ; the row-major W read column-major is Wᵀ
+  dx.setZero();
+  gemm_accumulate<Eigen::RowMajor, Eigen::ColMajor, T>(dx.data(), dx.outerStride(), dx.rows(),
+                                                       dx.cols(), dz.cols(), dz.data(),
+                                                       dz.outerStride(), w.data(),
+                                                       w.outerStride(), T(1), scratch);
 }
 
 }  // namespace fastgd

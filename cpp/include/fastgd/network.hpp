@@ -63,25 +63,36 @@ struct Workspace {
   std::vector<Matrix<T>> dz;        // [l] (capacity, n_out_l) dC/dz; holds dC/da before the Jacobian
   std::vector<Matrix<T>> dw;        // [l] (n_in_l, n_out_l)
   std::vector<RowVector<T>> db;     // [l] (n_out_l)
+  std::vector<GemmScratch<T>> gemm_forward, gemm_dw, gemm_dx;  // [l] packing buffers per product
 
   Workspace() = default;
   Workspace(const Network<T>& net, Index batch) { reserve(net, batch); }
 
-  // Allocates only when the batch outgrows the buffers or the network's shape differs.
+  // Allocates only when the batch outgrows the buffers, the network's shape differs, or more
+  // threads are allowed than the packing buffers were made for.
   void reserve(const Network<T>& net, Index batch) {
-    if (batch <= capacity && fits(net)) return;
-    capacity = std::max(batch, Index(1));
     const auto L = net.layers.size();
-    x.resize(capacity, net.n_in());
-    y.resize(capacity, net.n_out());
-    z.resize(L), a.resize(L), dz.resize(L), dw.resize(L), db.resize(L);
+    if (batch > capacity || !fits(net)) {
+      capacity = std::max(batch, Index(1));
+      x.resize(capacity, net.n_in());
+      y.resize(capacity, net.n_out());
+      z.resize(L), a.resize(L), dz.resize(L), dw.resize(L), db.resize(L);
+      gemm_forward.resize(L), gemm_dw.resize(L), gemm_dx.resize(L);
+      for (std::size_t l = 0; l < L; ++l) {
+        const auto& layer = net.layers[l];
+        z[l].resize(capacity, layer.w.cols());
+        a[l].resize(capacity, layer.w.cols());
+        dz[l].resize(capacity, layer.w.cols());
+        dw[l].resize(layer.w.rows(), layer.w.cols());
+        db[l].resize(layer.w.cols());
+      }
+    }
+    const int threads = Eigen::nbThreads();
     for (std::size_t l = 0; l < L; ++l) {
-      const auto& layer = net.layers[l];
-      z[l].resize(capacity, layer.w.cols());
-      a[l].resize(capacity, layer.w.cols());
-      dz[l].resize(capacity, layer.w.cols());
-      dw[l].resize(layer.w.rows(), layer.w.cols());
-      db[l].resize(layer.w.cols());
+      const Index n_in = net.layers[l].w.rows(), n_out = net.layers[l].w.cols();
+      gemm_forward[l].reserve(capacity, n_out, n_in, threads);
+      gemm_dw[l].reserve(n_in, n_out, capacity, threads);
+      if (l > 0) gemm_dx[l].reserve(capacity, n_in, n_out, threads);
     }
   }
 
@@ -106,9 +117,9 @@ void forward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x) {
     auto z = ws.z[l].topRows(m);
     auto a = ws.a[l].topRows(m);
     if (l == 0) {
-      dense_forward<T>(z, x, layer.w, layer.b);
+      dense_forward<T>(z, x, layer.w, layer.b, ws.gemm_forward[l]);
     } else {
-      dense_forward<T>(z, ws.a[l - 1].topRows(m), layer.w, layer.b);
+      dense_forward<T>(z, ws.a[l - 1].topRows(m), layer.w, layer.b, ws.gemm_forward[l]);
     }
     activate<T>(layer.activation, a, z);
   }
@@ -126,12 +137,12 @@ void backward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x, Cons
     const auto& layer = net.layers[l];
     auto dz = ws.dz[l].topRows(m);
     if (l == 0) {
-      dense_backward_params<T>(ws.dw[l], ws.db[l], dz, x);
+      dense_backward_params<T>(ws.dw[l], ws.db[l], dz, x, ws.gemm_dw[l]);
       break;
     }
-    dense_backward_params<T>(ws.dw[l], ws.db[l], dz, ws.a[l - 1].topRows(m));
+    dense_backward_params<T>(ws.dw[l], ws.db[l], dz, ws.a[l - 1].topRows(m), ws.gemm_dw[l]);
     auto dz_prev = ws.dz[l - 1].topRows(m);
-    dense_backward_input<T>(dz_prev, dz, layer.w);
+    dense_backward_input<T>(dz_prev, dz, layer.w, ws.gemm_dx[l]);
     const auto& prev = net.layers[l - 1];
     apply_jacobian<T>(prev.activation, dz_prev, ws.z[l - 1].topRows(m), ws.a[l - 1].topRows(m),
                       dz_prev);
