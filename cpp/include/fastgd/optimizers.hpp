@@ -3,6 +3,7 @@
 // PyTorch documents for the optimizer of the same name (torch.optim), in the same order of
 // operations, so a run here and a run there trace the same trajectory.
 
+#include <cassert>
 #include <vector>
 
 #include "fastgd/network.hpp"
@@ -37,6 +38,7 @@ class SGD final : public Optimizer<T> {
   explicit SGD(const SGDHyperparameters& hyper) : hyper(hyper) {}
 
   void step(Network<T>& net, const Workspace<T>& ws) override {
+    assert(fits(net) && ws.fits(net));
     const bool first_momentum_step = hyper.momentum != 0.0 && velocity_w.empty();
     if (first_momentum_step) {
       for (const auto& layer : net.layers) {

@@ -1,6 +1,7 @@
 #pragma once
 // The epoch loop: every mini-batch's forward, backward and update, without leaving C++.
 
+#include <cassert>
 #include <cmath>
 #include <cstdint>
 
@@ -21,6 +22,7 @@ template <typename T>
 EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& ws,
                         ConstMatrixRef<T> x, ConstMatrixRef<T> y, const std::int64_t* order,
                         Index batch_size) {
+  assert(batch_size > 0 && y.rows() == x.rows() && optimizer.fits(net));
   const Index n = x.rows();
   ws.reserve(net, std::min(batch_size, n));
   EpochResult result;
@@ -28,6 +30,7 @@ EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& 
     const Index m = std::min(batch_size, n - start);
     for (Index i = 0; i < m; ++i) {
       const Index row = order ? Index(order[start + i]) : start + i;
+      assert(row >= 0 && row < n);
       ws.x.row(i) = x.row(row);
       ws.y.row(i) = y.row(row);
     }

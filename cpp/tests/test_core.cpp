@@ -1,0 +1,741 @@
+// C++-only tests of the fastgd core: values against hand-written formulas, gradients against
+// central finite differences in float64, and the optimizer and epoch loop against hand-rolled
+// loops. Prints one line per failed check, then "N passed, M failed"; exits nonzero on failure.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <limits>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fastgd/activations.hpp"
+#include "fastgd/dense.hpp"
+#include "fastgd/losses.hpp"
+#include "fastgd/network.hpp"
+#include "fastgd/optimizers.hpp"
+#include "fastgd/train.hpp"
+#include "fastgd/types.hpp"
+
+namespace {
+
+using namespace fastgd;
+using Mat = Matrix<double>;
+using Row = RowVector<double>;
+
+int failed_checks_in_test = 0;
+
+void record_failure(const char* file, int line, const char* expression, const std::string& detail) {
+  ++failed_checks_in_test;
+  std::printf("%s:%d: CHECK(%s) failed: %s\n", file, line, expression, detail.c_str());
+}
+
+// detail is evaluated only when the check fails.
+#define CHECK(condition, detail)                                              \
+  do {                                                                        \
+    if (!(condition)) record_failure(__FILE__, __LINE__, #condition, detail); \
+  } while (0)
+
+#define CHECK_THROWS(exception_type, ...)                                                 \
+  do {                                                                                    \
+    bool threw_expected = false;                                                          \
+    try {                                                                                 \
+      __VA_ARGS__;                                                                        \
+    } catch (const exception_type&) {                                                     \
+      threw_expected = true;                                                              \
+    } catch (...) {                                                                       \
+    }                                                                                     \
+    if (!threw_expected) {                                                                \
+      record_failure(__FILE__, __LINE__, #__VA_ARGS__, "did not throw " #exception_type); \
+    }                                                                                     \
+  } while (0)
+
+template <typename... Parts>
+std::string cat(const Parts&... parts) {
+  std::ostringstream out;
+  out.precision(17);
+  (out << ... << parts);
+  return out.str();
+}
+
+bool near(double got, double want, double rtol, double atol) {
+  return std::abs(got - want) <= atol + rtol * std::max(std::abs(got), std::abs(want));
+}
+
+// Infinite when any difference is NaN or Inf, which maxCoeff alone may skip.
+template <typename A, typename B>
+double max_abs_diff(const A& got, const B& want) {
+  const auto diff = (got - want).cwiseAbs().eval();
+  return diff.allFinite() ? diff.maxCoeff() : std::numeric_limits<double>::infinity();
+}
+
+Mat random_matrix(Index rows, Index cols, std::mt19937_64& rng, double lo = -1.0, double hi = 1.0) {
+  std::uniform_real_distribution<double> uniform(lo, hi);
+  Mat m(rows, cols);
+  for (Index k = 0; k < m.size(); ++k) m(k) = uniform(rng);
+  return m;
+}
+
+Mat one_hot_rows(Index rows, Index cols, std::mt19937_64& rng) {
+  std::uniform_int_distribution<Index> pick(0, cols - 1);
+  Mat y = Mat::Zero(rows, cols);
+  for (Index i = 0; i < rows; ++i) y(i, pick(rng)) = 1.0;
+  return y;
+}
+
+Mat targets_for(const Network<double>& net, Index rows, std::mt19937_64& rng) {
+  if (net.loss == Loss::mse) return random_matrix(rows, net.n_out(), rng);
+  if (net.layers.back().activation == Activation::softmax)
+    return one_hot_rows(rows, net.n_out(), rng);
+  return random_matrix(rows, net.n_out(), rng, 0.0, 1.0);
+}
+
+void randomize(Network<double>& net, std::mt19937_64& rng) {
+  for (auto& layer : net.layers) {
+    layer.w = random_matrix(layer.w.rows(), layer.w.cols(), rng);
+    layer.b = random_matrix(1, layer.b.cols(), rng);
+  }
+}
+
+Mat activated(Activation kind, const Mat& z) {
+  Mat a(z.rows(), z.cols());
+  activate<double>(kind, a, z);
+  return a;
+}
+
+double mean_loss(const Network<double>& net, const Mat& x, const Mat& y) {
+  Workspace<double> ws(net, x.rows());
+  forward<double>(ws, net, x);
+  return batch_loss_sum<double>(ws, net, y) / double(x.rows());
+}
+
+const Activation all_activations[] = {Activation::identity,   Activation::sigmoid,
+                                      Activation::tanh,       Activation::relu,
+                                      Activation::leaky_relu, Activation::softmax};
+
+void test_activations() {
+  Mat z(3, 4);
+  z << -2.5, -0.3, 0.7, 3.1,  //
+      1.2, -1.7, 0.05, -0.4,  //
+      0.9, 2.2, -3.3, -0.02;
+  for (Activation kind : all_activations) {
+    const std::string name = activation_name(kind);
+    const Mat a = activated(kind, z);
+    Mat want(z.rows(), z.cols());
+    for (Index i = 0; i < z.rows(); ++i) {
+      double row_exp_sum = 0.0;
+      for (Index j = 0; j < z.cols(); ++j) row_exp_sum += std::exp(z(i, j));
+      for (Index j = 0; j < z.cols(); ++j) {
+        const double v = z(i, j);
+        switch (kind) {
+          case Activation::identity: want(i, j) = v; break;
+          case Activation::sigmoid: want(i, j) = 1.0 / (1.0 + std::exp(-v)); break;
+          case Activation::tanh: want(i, j) = std::tanh(v); break;
+          case Activation::relu: want(i, j) = v > 0 ? v : 0.0; break;
+          case Activation::leaky_relu: want(i, j) = v > 0 ? v : 0.01 * v; break;
+          case Activation::softmax: want(i, j) = std::exp(v) / row_exp_sum; break;
+        }
+      }
+    }
+    CHECK(max_abs_diff(a, want) < 1e-14, cat(name, " activate off by ", max_abs_diff(a, want)));
+
+    std::mt19937_64 rng(11);
+    const Mat da = random_matrix(z.rows(), z.cols(), rng);
+    Mat dz(z.rows(), z.cols());
+    apply_jacobian<double>(kind, dz, z, a, da);
+    // dz_ik = Σ_j da_ij ∂a_ij/∂z_ik, which is d/dz_ik of Σ da ⊙ f(z)
+    const double eps = 1e-6;
+    Mat fd(z.rows(), z.cols());
+    for (Index i = 0; i < z.rows(); ++i) {
+      for (Index k = 0; k < z.cols(); ++k) {
+        Mat plus = z, minus = z;
+        plus(i, k) += eps;
+        minus(i, k) -= eps;
+        fd(i, k) = (activated(kind, plus).cwiseProduct(da).sum() -
+                    activated(kind, minus).cwiseProduct(da).sum()) /
+                   (2 * eps);
+      }
+    }
+    CHECK(max_abs_diff(dz, fd) < 1e-8,
+          cat(name, " apply_jacobian vs finite differences off by ", max_abs_diff(dz, fd)));
+
+    Mat in_place = da;
+    apply_jacobian<double>(kind, in_place, z, a, in_place);
+    CHECK(max_abs_diff(in_place, dz) == 0.0,
+          cat(name, " apply_jacobian with dz aliasing da off by ", max_abs_diff(in_place, dz)));
+  }
+
+  const Mat softmax_a = activated(Activation::softmax, z);
+  for (Index i = 0; i < z.rows(); ++i) {
+    CHECK(std::abs(softmax_a.row(i).sum() - 1.0) < 1e-15,
+          cat("row ", i, " sums to ", softmax_a.row(i).sum()));
+  }
+  Mat large(2, 3);
+  large << 1000, 1000, 1000,  //
+      1000, 999, -1000;
+  const Mat large_a = activated(Activation::softmax, large);
+  CHECK(large_a.allFinite(), cat("softmax of large z is not finite:\n", large_a));
+  CHECK(max_abs_diff(large_a.row(0), Row::Constant(3, 1.0 / 3.0)) < 1e-15, cat(large_a.row(0)));
+  const double e = std::exp(-1.0);
+  CHECK(near(large_a(1, 0), 1.0 / (1.0 + e), 1e-15, 0.0) &&
+            near(large_a(1, 1), e / (1.0 + e), 1e-15, 0.0) && large_a(1, 2) < 1e-300,
+        cat(large_a.row(1)));
+
+  Mat saturating(1, 2);
+  saturating << 1000, -1000;
+  const Mat sigmoid_a = activated(Activation::sigmoid, saturating);
+  CHECK(sigmoid_a(0, 0) == 1.0 && sigmoid_a(0, 1) >= 0.0 && sigmoid_a(0, 1) < 1e-300,
+        cat(sigmoid_a));
+}
+
+double direct_loss_sum(Loss loss, Activation output, const Mat& a, const Mat& y) {
+  if (loss == Loss::mse) return 0.5 * (a - y).squaredNorm();
+  double total = 0.0;
+  for (Index k = 0; k < a.size(); ++k) {
+    total -= y(k) * std::log(a(k));
+    if (output == Activation::sigmoid) total -= (1.0 - y(k)) * std::log(1.0 - a(k));
+  }
+  return total;
+}
+
+void test_losses() {
+  struct Case {
+    Loss loss;
+    Activation output;
+  };
+  const Case cases[] = {{Loss::mse, Activation::identity},
+                        {Loss::mse, Activation::sigmoid},
+                        {Loss::mse, Activation::tanh},
+                        {Loss::mse, Activation::softmax},
+                        {Loss::cross_entropy, Activation::softmax},
+                        {Loss::cross_entropy, Activation::sigmoid}};
+  std::mt19937_64 rng(5);
+  for (const Case& c : cases) {
+    const std::string name = cat(loss_name(c.loss), "+", activation_name(c.output));
+    const Index m = 4, n = 3;
+    const Mat z = random_matrix(m, n, rng, -2.0, 2.0);
+    Mat y = random_matrix(m, n, rng, 0.0, 1.0);
+    if (c.output == Activation::softmax && c.loss == Loss::cross_entropy) {
+      y.topRows(2) = one_hot_rows(2, n, rng);
+      y.row(2) /= y.row(2).sum();
+    }
+    const Mat a = activated(c.output, z);
+    const double got = loss_sum<double>(c.loss, c.output, z, a, y);
+    const double want = direct_loss_sum(c.loss, c.output, a, y);
+    CHECK(near(got, want, 1e-12, 0.0), cat(name, " loss_sum ", got, " want ", want));
+
+    Mat dz(m, n);
+    output_delta<double>(dz, c.loss, c.output, z, a, y);
+    const double eps = 1e-6;
+    Mat fd(m, n);
+    for (Index k = 0; k < z.size(); ++k) {
+      Mat plus = z, minus = z;
+      plus(k) += eps;
+      minus(k) -= eps;
+      fd(k) = (loss_sum<double>(c.loss, c.output, plus, activated(c.output, plus), y) -
+               loss_sum<double>(c.loss, c.output, minus, activated(c.output, minus), y)) /
+              (2 * eps * double(m));
+    }
+    CHECK(max_abs_diff(dz, fd) < 1e-8, cat(name, " output_delta vs finite differences off by ",
+                                           max_abs_diff(dz, fd), "\n", dz, "\n", fd));
+  }
+
+  // −log softmax(z)_1 = logsumexp(z) − z_1 = 1000 + log(1 + e^{−1000} + e^{−2000}) + 1000
+  Mat z_softmax(1, 3), y_softmax(1, 3);
+  z_softmax << 1000, -1000, 0;
+  y_softmax << 0, 1, 0;
+  const Mat a_softmax = activated(Activation::softmax, z_softmax);
+  const double ce_softmax =
+      loss_sum<double>(Loss::cross_entropy, Activation::softmax, z_softmax, a_softmax, y_softmax);
+  CHECK(std::isfinite(ce_softmax) && near(ce_softmax, 2000.0, 1e-15, 0.0), cat(ce_softmax));
+
+  // softplus(1000) − 0 + softplus(−1000) + 1000 = 2000
+  Mat z_sigmoid(1, 2), y_sigmoid(1, 2);
+  z_sigmoid << 1000, -1000;
+  y_sigmoid << 0, 1;
+  const Mat a_sigmoid = activated(Activation::sigmoid, z_sigmoid);
+  const double ce_sigmoid =
+      loss_sum<double>(Loss::cross_entropy, Activation::sigmoid, z_sigmoid, a_sigmoid, y_sigmoid);
+  CHECK(std::isfinite(ce_sigmoid) && near(ce_sigmoid, 2000.0, 1e-15, 0.0), cat(ce_sigmoid));
+  Mat dz_sigmoid(1, 2);
+  output_delta<double>(dz_sigmoid, Loss::cross_entropy, Activation::sigmoid, z_sigmoid, a_sigmoid,
+                       y_sigmoid);
+  CHECK(dz_sigmoid.allFinite(), cat(dz_sigmoid));
+
+  CHECK_THROWS(std::invalid_argument, check_loss_output(Loss::cross_entropy, Activation::relu));
+  CHECK_THROWS(std::invalid_argument, check_loss_output(Loss::cross_entropy, Activation::identity));
+  check_loss_output(Loss::cross_entropy, Activation::softmax);
+  check_loss_output(Loss::cross_entropy, Activation::sigmoid);
+  check_loss_output(Loss::mse, Activation::relu);
+}
+
+bool is_kinked(Activation kind) {
+  return kind == Activation::relu || kind == Activation::leaky_relu;
+}
+
+// Smallest |z| at a relu or leaky_relu unit, where the loss is not differentiable.
+double distance_to_kink(const Network<double>& net, const Mat& x) {
+  Workspace<double> ws(net, x.rows());
+  forward<double>(ws, net, x);
+  double smallest = std::numeric_limits<double>::infinity();
+  for (std::size_t l = 0; l < net.layers.size(); ++l) {
+    if (is_kinked(net.layers[l].activation)) {
+      smallest = std::min(smallest, ws.z[l].topRows(x.rows()).cwiseAbs().minCoeff());
+    }
+  }
+  return smallest;
+}
+
+void test_backward_matches_finite_differences() {
+  using A = Activation;
+  struct Case {
+    std::vector<Index> sizes;
+    std::vector<Activation> activations;
+    Loss loss;
+  };
+  const std::vector<Case> cases = {
+      {{4, 3}, {A::sigmoid}, Loss::cross_entropy},
+      {{3, 2}, {A::identity}, Loss::mse},
+      {{4, 5, 3}, {A::tanh, A::softmax}, Loss::cross_entropy},
+      {{3, 6, 2}, {A::relu, A::sigmoid}, Loss::mse},
+      {{3, 5, 4, 2}, {A::leaky_relu, A::sigmoid, A::identity}, Loss::mse},
+      {{5, 6, 4, 3}, {A::relu, A::tanh, A::softmax}, Loss::cross_entropy},
+      {{2, 4, 3, 3}, {A::identity, A::leaky_relu, A::sigmoid}, Loss::cross_entropy},
+      {{3, 4, 4, 3}, {A::sigmoid, A::tanh, A::softmax}, Loss::mse},
+  };
+  const Index m = 6;
+  const double eps = 1e-6;
+  std::mt19937_64 rng(2024);
+  for (std::size_t c = 0; c < cases.size(); ++c) {
+    Network<double> net(cases[c].sizes, cases[c].activations, cases[c].loss);
+    randomize(net, rng);
+    Mat x = random_matrix(m, net.n_in(), rng);
+    for (int tries = 0; tries < 100 && distance_to_kink(net, x) < 1e-3; ++tries) {
+      x = random_matrix(m, net.n_in(), rng);
+    }
+    CHECK(distance_to_kink(net, x) >= 1e-3, cat("case ", c, ": no input away from relu kinks"));
+    const Mat y = targets_for(net, m, rng);
+
+    Workspace<double> ws(net, m);
+    forward<double>(ws, net, x);
+    backward<double>(ws, net, x, y);
+
+    int checked = 0, mismatches = 0;
+    std::string first_mismatch;
+    auto compare = [&](double analytic, double& parameter, const char* name, std::size_t l, Index i,
+                       Index j) {
+      const double saved = parameter;
+      parameter = saved + eps;
+      const double plus = mean_loss(net, x, y);
+      parameter = saved - eps;
+      const double minus = mean_loss(net, x, y);
+      parameter = saved;
+      const double numeric = (plus - minus) / (2 * eps);
+      ++checked;
+      if (!near(analytic, numeric, 1e-6, 1e-9) && mismatches++ == 0) {
+        first_mismatch = cat(name, "[", l, "](", i, ",", j, "): backward ", analytic,
+                             ", finite differences ", numeric);
+      }
+    };
+    for (std::size_t l = 0; l < net.layers.size(); ++l) {
+      auto& layer = net.layers[l];
+      for (Index i = 0; i < layer.w.rows(); ++i) {
+        for (Index j = 0; j < layer.w.cols(); ++j) {
+          compare(ws.dw[l](i, j), layer.w(i, j), "dw", l, i, j);
+        }
+      }
+      for (Index j = 0; j < layer.b.cols(); ++j) compare(ws.db[l](j), layer.b(j), "db", l, 0, j);
+    }
+    CHECK(mismatches == 0,
+          cat("case ", c, ": ", mismatches, " of ", checked,
+              " gradients differ from finite differences, first ", first_mismatch));
+  }
+}
+
+void test_network_validation() {
+  using A = Activation;
+  CHECK_THROWS(std::invalid_argument, Network<double>({3}, {}, Loss::mse));
+  CHECK_THROWS(std::invalid_argument, Network<double>({}, {}, Loss::mse));
+  CHECK_THROWS(std::invalid_argument,
+               Network<double>({3, 0, 2}, {A::relu, A::identity}, Loss::mse));
+  CHECK_THROWS(std::invalid_argument,
+               Network<double>({3, 2, 0}, {A::relu, A::identity}, Loss::mse));
+  CHECK_THROWS(std::invalid_argument, Network<double>({3, 4, 2}, {A::relu}, Loss::mse));
+  CHECK_THROWS(std::invalid_argument,
+               Network<double>({3, 4, 2}, {A::relu, A::relu, A::identity}, Loss::mse));
+  CHECK_THROWS(std::invalid_argument,
+               Network<double>({3, 4, 2}, {A::softmax, A::softmax}, Loss::cross_entropy));
+  CHECK_THROWS(std::invalid_argument, Network<double>({3, 2}, {A::identity}, Loss::cross_entropy));
+
+  const Network<double> valid({3, 4, 2}, {A::relu, A::softmax}, Loss::cross_entropy);
+  CHECK(valid.n_in() == 3 && valid.n_out() == 2 && valid.n_layers() == 2,
+        cat(valid.n_in(), " ", valid.n_out(), " ", valid.n_layers()));
+
+  CHECK_THROWS(std::invalid_argument, activation_from_name("gelu"));
+  CHECK_THROWS(std::invalid_argument, activation_from_name(""));
+  CHECK_THROWS(std::invalid_argument, loss_from_name("hinge"));
+  for (Activation kind : all_activations) {
+    CHECK(activation_from_name(activation_name(kind)) == kind, activation_name(kind));
+  }
+  CHECK(
+      loss_from_name("mse") == Loss::mse && loss_from_name("cross_entropy") == Loss::cross_entropy,
+      "loss names do not round-trip");
+}
+
+void test_predict_in_chunks() {
+  std::mt19937_64 rng(7);
+  Network<double> net({6, 8, 3}, {Activation::tanh, Activation::softmax}, Loss::cross_entropy);
+  randomize(net, rng);
+  constexpr Index n = 2500;
+  static_assert(n > 2 * inference_chunk_rows, "two full chunks and a partial one");
+  const Mat x = random_matrix(n, net.n_in(), rng);
+  const Mat y = one_hot_rows(n, net.n_out(), rng);
+
+  Workspace<double> ws(net, n);
+  forward<double>(ws, net, x);
+  const Mat whole = ws.a.back().topRows(n);
+  const double whole_loss = batch_loss_sum<double>(ws, net, y);
+
+  Mat out = Mat::Constant(n, net.n_out(), std::nan(""));
+  const double no_targets_loss = predict<double>(out, net, x);
+  CHECK(no_targets_loss == 0.0, cat(no_targets_loss));
+  CHECK(max_abs_diff(out, whole) < 1e-14,
+        cat("predict vs forward off by ", max_abs_diff(out, whole)));
+
+  const ConstMatrixRef<double> y_ref(y);
+  Mat out_with_loss(n, net.n_out());
+  const double chunked_loss = predict<double>(out_with_loss, net, x, &y_ref);
+  CHECK(near(chunked_loss, whole_loss, 1e-12, 0.0), cat(chunked_loss, " vs ", whole_loss));
+  CHECK(max_abs_diff(out_with_loss, out) == 0.0, "predict output depends on whether y is given");
+}
+
+// torch.optim.SGD on one tensor, dampening 0:
+//   g ← ∇θ + λθ;  b ← g (first step) or μb + g;  g ← g + μb (Nesterov) or b;  θ ← θ − γg
+template <typename P>
+void reference_sgd_step(P& theta, P& buffer, const P& grad, const SGDHyperparameters& hyper,
+                        double decay, bool first) {
+  for (Index k = 0; k < theta.size(); ++k) {
+    double g = grad(k) + decay * theta(k);
+    if (hyper.momentum != 0.0) {
+      buffer(k) = first ? g : hyper.momentum * buffer(k) + g;
+      g = hyper.nesterov ? g + hyper.momentum * buffer(k) : buffer(k);
+    }
+    theta(k) -= hyper.lr * g;
+  }
+}
+
+void test_sgd() {
+  std::mt19937_64 rng(3);
+  Network<double> start({3, 4, 2}, {Activation::tanh, Activation::identity}, Loss::mse);
+  randomize(start, rng);
+
+  auto fill_gradients = [&](Workspace<double>& ws) {
+    for (std::size_t l = 0; l < ws.dw.size(); ++l) {
+      ws.dw[l] = random_matrix(ws.dw[l].rows(), ws.dw[l].cols(), rng);
+      ws.db[l] = random_matrix(1, ws.db[l].cols(), rng);
+    }
+  };
+
+  {
+    Network<double> net = start;
+    Workspace<double> ws(net, 1);
+    fill_gradients(ws);
+    SGD<double> sgd({0.1, 0.0, false, 0.0});
+    sgd.step(net, ws);
+    for (std::size_t l = 0; l < net.layers.size(); ++l) {
+      const Mat want_w = start.layers[l].w - 0.1 * ws.dw[l];
+      const Row want_b = start.layers[l].b - 0.1 * ws.db[l];
+      CHECK(max_abs_diff(net.layers[l].w, want_w) < 1e-15 &&
+                max_abs_diff(net.layers[l].b, want_b) < 1e-15,
+            cat("plain SGD layer ", l));
+    }
+    CHECK(sgd.velocity_w.empty() && sgd.steps == 1, "plain SGD keeps no momentum state");
+  }
+
+  const SGDHyperparameters variants[] = {
+      {0.1, 0.0, false, 0.05}, {0.1, 0.9, false, 0.0}, {0.05, 0.9, true, 0.0},
+      {0.1, 0.8, false, 0.1},  {0.02, 0.7, true, 0.3},
+  };
+  for (const SGDHyperparameters& hyper : variants) {
+    const std::string name =
+        cat("lr=", hyper.lr, " momentum=", hyper.momentum, " nesterov=", hyper.nesterov,
+            " weight_decay=", hyper.weight_decay);
+    Network<double> net = start, want = start;
+    Workspace<double> ws(net, 1);
+    SGD<double> sgd(hyper);
+    std::vector<Mat> buffer_w(net.layers.size());
+    std::vector<Row> buffer_b(net.layers.size());
+    for (int step = 0; step < 3; ++step) {
+      fill_gradients(ws);
+      sgd.step(net, ws);
+      for (std::size_t l = 0; l < want.layers.size(); ++l) {
+        buffer_w[l].resize(ws.dw[l].rows(), ws.dw[l].cols());
+        buffer_b[l].resize(ws.db[l].cols());
+        reference_sgd_step(want.layers[l].w, buffer_w[l], ws.dw[l], hyper, hyper.weight_decay,
+                           step == 0);
+        reference_sgd_step(want.layers[l].b, buffer_b[l], ws.db[l], hyper, 0.0, step == 0);
+      }
+    }
+    for (std::size_t l = 0; l < net.layers.size(); ++l) {
+      const double w_error = max_abs_diff(net.layers[l].w, want.layers[l].w);
+      const double b_error = max_abs_diff(net.layers[l].b, want.layers[l].b);
+      CHECK(w_error < 1e-14 && b_error < 1e-14,
+            cat(name, ": layer ", l, " weights off by ", w_error, ", biases by ", b_error));
+    }
+    CHECK(sgd.steps == 3, cat(name, ": steps ", sgd.steps));
+  }
+
+  Network<double> net = start;
+  Workspace<double> ws(net, 1);
+  fill_gradients(ws);
+  SGD<double> sgd({0.1, 0.9, false, 0.0});
+  CHECK(sgd.fits(Network<double>({5, 7}, {Activation::identity}, Loss::mse)),
+        "a momentum optimizer without state fits any network");
+  sgd.step(net, ws);
+  CHECK(sgd.fits(net), "momentum state does not fit the network it was made on");
+  CHECK(!sgd.fits(Network<double>({3, 5, 2}, {Activation::tanh, Activation::identity}, Loss::mse)),
+        "fits a wider hidden layer");
+  CHECK(
+      !sgd.fits(Network<double>(
+          {3, 4, 2, 2}, {Activation::tanh, Activation::identity, Activation::identity}, Loss::mse)),
+      "fits a deeper network");
+  CHECK(!sgd.fits(Network<double>({3, 4}, {Activation::tanh}, Loss::mse)),
+        "fits a shallower network");
+}
+
+// One batch of train_epoch done by hand: gather rows, forward, loss, backward, step.
+double manual_batch(Network<double>& net, SGD<double>& sgd, const Mat& x, const Mat& y,
+                    const std::vector<std::int64_t>& rows) {
+  const Index m = Index(rows.size());
+  Mat xb(m, x.cols()), yb(m, y.cols());
+  for (Index i = 0; i < m; ++i) {
+    xb.row(i) = x.row(rows[i]);
+    yb.row(i) = y.row(rows[i]);
+  }
+  Workspace<double> ws(net, m);
+  forward<double>(ws, net, xb);
+  const double loss = batch_loss_sum<double>(ws, net, yb);
+  backward<double>(ws, net, xb, yb);
+  sgd.step(net, ws);
+  return loss;
+}
+
+double max_parameter_diff(const Network<double>& a, const Network<double>& b) {
+  double worst = 0.0;
+  for (std::size_t l = 0; l < a.layers.size(); ++l) {
+    worst = std::max({worst, max_abs_diff(a.layers[l].w, b.layers[l].w),
+                      max_abs_diff(a.layers[l].b, b.layers[l].b)});
+  }
+  return worst;
+}
+
+void test_train_epoch() {
+  std::mt19937_64 rng(13);
+  Network<double> start({2, 3, 2}, {Activation::tanh, Activation::softmax}, Loss::cross_entropy);
+  randomize(start, rng);
+  const Mat x = random_matrix(7, 2, rng);
+  Mat y = one_hot_rows(7, 2, rng);
+  const std::vector<std::int64_t> order = {4, 0, 6, 2, 1, 5, 3};
+  const std::vector<std::vector<std::int64_t>> batches = {{4, 0, 6}, {2, 1, 5}, {3}};
+  const SGDHyperparameters hyper{0.1, 0.9, true, 0.01};
+
+  Network<double> net = start, manual = start;
+  SGD<double> sgd(hyper), manual_sgd(hyper);
+  Workspace<double> ws;
+  const EpochResult result = train_epoch<double>(net, sgd, ws, x, y, order.data(), 3);
+  double manual_loss = 0.0;
+  for (const auto& rows : batches) manual_loss += manual_batch(manual, manual_sgd, x, y, rows);
+  CHECK(result.failed_batch == -1 && result.samples == 7,
+        cat("failed_batch ", result.failed_batch, " samples ", result.samples));
+  CHECK(near(result.loss_sum, manual_loss, 1e-14, 0.0), cat(result.loss_sum, " vs ", manual_loss));
+  CHECK(max_parameter_diff(net, manual) < 1e-14, cat("off by ", max_parameter_diff(net, manual)));
+  CHECK(ws.capacity == 3, cat("capacity ", ws.capacity));
+
+  Network<double> natural = start, natural_manual = start;
+  SGD<double> natural_sgd(hyper), natural_manual_sgd(hyper);
+  train_epoch<double>(natural, natural_sgd, ws, x, y, nullptr, 3);
+  for (const auto& rows : std::vector<std::vector<std::int64_t>>{{0, 1, 2}, {3, 4, 5}, {6}}) {
+    manual_batch(natural_manual, natural_manual_sgd, x, y, rows);
+  }
+  CHECK(max_parameter_diff(natural, natural_manual) < 1e-14,
+        cat("without order off by ", max_parameter_diff(natural, natural_manual)));
+
+  y(order[4], 0) = std::nan("");
+  Network<double> poisoned = start, first_batch_only = start;
+  SGD<double> poisoned_sgd(hyper), first_batch_sgd(hyper);
+  const EpochResult failed = train_epoch<double>(poisoned, poisoned_sgd, ws, x, y, order.data(), 3);
+  const double first_loss = manual_batch(first_batch_only, first_batch_sgd, x, y, batches[0]);
+  CHECK(failed.failed_batch == 1 && failed.samples == 3,
+        cat("failed_batch ", failed.failed_batch, " samples ", failed.samples));
+  CHECK(near(failed.loss_sum, first_loss, 1e-14, 0.0), cat(failed.loss_sum, " vs ", first_loss));
+  CHECK(max_parameter_diff(poisoned, first_batch_only) < 1e-14,
+        cat("the failed batch changed the weights by ",
+            max_parameter_diff(poisoned, first_batch_only)));
+
+  // After one step at lr 1e200 the output weights are ~1e200, so the next batch's squared
+  // error overflows to inf.
+  Network<double> exploding({2, 3, 1}, {Activation::tanh, Activation::identity}, Loss::mse);
+  randomize(exploding, rng);
+  const Mat y_regression = random_matrix(7, 1, rng);
+  SGD<double> huge_lr({1e200, 0.0, false, 0.0});
+  Workspace<double> exploding_ws;
+  const EpochResult overflowed =
+      train_epoch<double>(exploding, huge_lr, exploding_ws, x, y_regression, order.data(), 3);
+  CHECK(overflowed.failed_batch == 1 && huge_lr.steps == 1,
+        cat("failed_batch ", overflowed.failed_batch, " steps ", huge_lr.steps));
+}
+
+void test_workspace_reserve() {
+  const Network<double> net({3, 4, 2}, {Activation::relu, Activation::identity}, Loss::mse);
+  Workspace<double> ws(net, 10);
+  const double* x_data = ws.x.data();
+  const double* z_data = ws.z[1].data();
+  const double* dw_data = ws.dw[0].data();
+  const double* db_data = ws.db[1].data();
+  auto unchanged = [&] {
+    return ws.x.data() == x_data && ws.z[1].data() == z_data && ws.dw[0].data() == dw_data &&
+           ws.db[1].data() == db_data && ws.capacity == 10;
+  };
+  ws.reserve(net, 10);
+  CHECK(unchanged(), "reserve with the same batch reallocated");
+  ws.reserve(net, 4);
+  CHECK(unchanged(), "reserve with a smaller batch reallocated");
+  ws.reserve(net, 1);
+  CHECK(unchanged(), "reserve with batch 1 reallocated");
+
+  ws.reserve(net, 25);
+  CHECK(ws.capacity == 25 && ws.x.rows() == 25 && ws.a[0].rows() == 25 && ws.dz[1].rows() == 25,
+        cat("growing: capacity ", ws.capacity, " x rows ", ws.x.rows()));
+
+  const Network<double> wider({3, 6, 2}, {Activation::relu, Activation::identity}, Loss::mse);
+  CHECK(!ws.fits(wider), "fits a network of another shape");
+  ws.reserve(wider, 5);
+  CHECK(ws.fits(wider) && ws.dw[0].cols() == 6 && ws.z[0].cols() == 6 && ws.capacity == 5,
+        cat("after reserve for another shape: dw[0] ", ws.dw[0].rows(), "x", ws.dw[0].cols(),
+            ", capacity ", ws.capacity));
+
+  const Network<double> deeper(
+      {3, 6, 2, 2}, {Activation::relu, Activation::identity, Activation::identity}, Loss::mse);
+  ws.reserve(deeper, 5);
+  CHECK(ws.fits(deeper) && ws.z.size() == 3 && ws.dw[2].rows() == 2,
+        "reserve for a deeper network");
+
+  const Workspace<double> empty_batch(net, 0);
+  CHECK(empty_batch.capacity == 1, cat("capacity for batch 0: ", empty_batch.capacity));
+}
+
+void test_xor_learns() {
+  std::mt19937_64 rng(42);
+  Network<double> net({2, 8, 1}, {Activation::tanh, Activation::sigmoid}, Loss::cross_entropy);
+  randomize(net, rng);
+  Mat x(4, 2), y(4, 1);
+  x << 0, 0, 0, 1, 1, 0, 1, 1;
+  y << 0, 1, 1, 0;
+  SGD<double> sgd({0.1, 0.9, false, 0.0});
+  Workspace<double> ws;
+  Index failed_batch = -1;
+  for (int epoch = 0; epoch < 3000 && failed_batch == -1; ++epoch) {
+    failed_batch = train_epoch<double>(net, sgd, ws, x, y, nullptr, 4).failed_batch;
+  }
+  CHECK(failed_batch == -1, "XOR training diverged");
+  Mat out(4, 1);
+  const ConstMatrixRef<double> y_ref(y);
+  const double mean = predict<double>(out, net, x, &y_ref) / 4.0;
+  CHECK(mean < 0.05, cat("XOR mean cross-entropy after 3000 epochs: ", mean));
+  for (Index i = 0; i < 4; ++i) {
+    CHECK((out(i, 0) > 0.5) == (y(i, 0) > 0.5), cat("sample ", i, " predicted ", out(i, 0)));
+  }
+}
+
+// The engine's dense kernels (packing buffers from a GemmScratch, columns split over threads)
+// against the plain Eigen-product oracle, for vectors, odd sizes and blocks larger than a cache
+// tile, with the scratch sized for a larger batch than the one used.
+void test_gemm_kernels_match_oracle() {
+  std::mt19937_64 rng(17);
+  std::normal_distribution<double> normal;
+  auto random = [&](Index rows, Index cols) {
+    Mat m(rows, cols);
+    for (Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
+    return m;
+  };
+  const Index shapes[][3] = {{1, 10, 784}, {10, 30, 784}, {32, 128, 784}, {7, 1, 5},
+                             {3, 300, 2},  {257, 1031, 129}, {2, 2, 2}};
+  for (int threads : {1, 2}) {
+    Eigen::setNbThreads(threads);
+    for (const auto& shape : shapes) {
+      const Index m = shape[0], n_out = shape[1], n_in = shape[2];
+      const Mat x = random(m, n_in), w = random(n_in, n_out), dz = random(m, n_out);
+      const Row b = random(1, n_out);
+      GemmScratch<double> forward_scratch, dw_scratch, dx_scratch;
+      forward_scratch.reserve(m + 5, n_out, n_in, threads);
+      dw_scratch.reserve(n_in, n_out, m + 5, threads);
+      dx_scratch.reserve(m + 5, n_in, n_out, threads);
+      Mat z(m, n_out), z_oracle(m, n_out), dw(n_in, n_out), dw_oracle(n_in, n_out);
+      Mat dx(m, n_in), dx_oracle(m, n_in);
+      Row db(n_out), db_oracle(n_out);
+      dense_forward<double>(z, x, w, b, forward_scratch);
+      dense_forward<double>(z_oracle, x, w, b);
+      dense_backward_params<double>(dw, db, dz, x, dw_scratch);
+      dense_backward_params<double>(dw_oracle, db_oracle, dz, x);
+      dense_backward_input<double>(dx, dz, w, dx_scratch);
+      dense_backward_input<double>(dx_oracle, dz, w);
+      const double tolerance = 1e-12 * double(std::max(n_in, m));
+      const std::string where = cat(threads, " thread(s), m=", m, " n_out=", n_out, " n_in=", n_in);
+      CHECK(max_abs_diff(z, z_oracle) < tolerance, cat("forward ", where, ": ", max_abs_diff(z, z_oracle)));
+      CHECK(max_abs_diff(dw, dw_oracle) < tolerance, cat("dW ", where, ": ", max_abs_diff(dw, dw_oracle)));
+      CHECK(max_abs_diff(db, db_oracle) == 0.0, cat("db ", where));
+      CHECK(max_abs_diff(dx, dx_oracle) < tolerance, cat("dX ", where, ": ", max_abs_diff(dx, dx_oracle)));
+    }
+  }
+  Eigen::setNbThreads(1);
+}
+
+struct Test {
+  const char* name;
+  void (*run)();
+};
+
+const Test tests[] = {
+    {"activations", test_activations},
+    {"losses", test_losses},
+    {"backward_matches_finite_differences", test_backward_matches_finite_differences},
+    {"network_validation", test_network_validation},
+    {"predict_in_chunks", test_predict_in_chunks},
+    {"sgd", test_sgd},
+    {"train_epoch", test_train_epoch},
+    {"workspace_reserve", test_workspace_reserve},
+    {"xor_learns", test_xor_learns},
+    {"gemm_kernels_match_oracle", test_gemm_kernels_match_oracle},
+};
+
+}  // namespace
+
+int main() {
+  int passed = 0, failed = 0;
+  for (const Test& test : tests) {
+    failed_checks_in_test = 0;
+    try {
+      test.run();
+    } catch (const std::exception& error) {
+      ++failed_checks_in_test;
+      std::printf("%s threw %s\n", test.name, error.what());
+    } catch (...) {
+      ++failed_checks_in_test;
+      std::printf("%s threw an exception not derived from std::exception\n", test.name);
+    }
+    if (failed_checks_in_test == 0) {
+      ++passed;
+      std::printf("ok   %s\n", test.name);
+    } else {
+      ++failed;
+      std::printf("FAIL %s (%d failed checks)\n", test.name, failed_checks_in_test);
+    }
+  }
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
