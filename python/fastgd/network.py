@@ -264,13 +264,12 @@ class BaseNetwork:
             X_val, _ = prepare_X(validation_data[0], self.n_in, self.dtype, name="X_val")
             val_targets, val_labels = prepare_targets(validation_data[1], len(X_val), self.n_out, self.dtype, name="y_val")
         optimizer = SGD(lr=0.1) if optimizer is None else optimizer
-        state = self._optimizer_state(optimizer)
         rng = np.random.default_rng(seed)
         history = History()
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
             order = rng.permutation(len(X)) if shuffle else None
-            state = optimizer._state_for(self)
+            state = self._optimizer_state(optimizer)
             loss_sum, samples, failed = self._train_epoch(state, X, targets, order, batch_size)
             if failed >= 0:
                 raise TrainingDiverged(epoch, failed + 1, optimizer.lr)
