@@ -88,9 +88,14 @@ def prepare_X(X, n_in, dtype, name="X", allow_1d=False):
         raise ValueError(f"{name} is empty (0 samples)")
     if array.shape[1] != n_in:
         raise ValueError(f"{name} has {array.shape[1]} features, but the network's input layer takes {n_in}")
-    array = np.ascontiguousarray(array, dtype=dtype)
+    array = as_engine_array(array, dtype)
     check_finite(array, name)
     return array, single
+
+
+def as_engine_array(array, dtype):
+    """`array` as the engine reads it: C-contiguous, aligned, of `dtype`; copied only if needed."""
+    return np.require(array, dtype=dtype, requirements=["C_CONTIGUOUS", "ALIGNED"])
 
 
 def prepare_targets(y, n_samples, n_out, dtype, name="y"):
@@ -113,7 +118,7 @@ def prepare_targets(y, n_samples, n_out, dtype, name="y"):
         return targets, labels
     if array.ndim == 2 and array.shape[1] != n_out:
         raise ValueError(f"{name} has shape {array.shape}, but the network has {n_out} outputs: expected ({n_samples}, {n_out})")
-    targets = np.ascontiguousarray(array.reshape(n_samples, n_out), dtype=dtype)
+    targets = as_engine_array(array.reshape(n_samples, n_out), dtype)
     check_finite(targets, name)
     return targets, _labels_of_targets(targets)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import numpy as np
@@ -125,8 +126,22 @@ class BaseNetwork:
             raise ValueError(
                 f"cross_entropy needs a softmax or sigmoid output layer, got {self.layers[-1].activation!r}"
             )
+        self._check_fits_in_memory()
         self._build()
         self._initialize(np.random.default_rng(seed))
+
+    def _check_fits_in_memory(self):
+        n_params = sum((layer.n_in + 1) * layer.n_out for layer in self.layers)
+        needed = n_params * self.dtype.itemsize
+        try:
+            available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):
+            return
+        if needed > available:
+            raise MemoryError(
+                f"a network of sizes {self.sizes} has {n_params:,} parameters, {needed / 2**30:,.1f} GiB "
+                f"in {self.dtype.name}: more than this machine's {available / 2**30:,.1f} GiB of memory"
+            )
 
     @property
     def sizes(self):
@@ -257,7 +272,7 @@ class BaseNetwork:
         X, _ = prepare_X(X, self.n_in, self.dtype)
         targets, _ = prepare_targets(y, len(X), self.n_out, self.dtype)
         epochs = check_int(epochs, "epochs", 1)
-        batch_size = check_int(batch_size, "batch_size", 1)
+        batch_size = min(check_int(batch_size, "batch_size", 1), len(X))
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a tuple (X_val, y_val)")
