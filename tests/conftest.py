@@ -29,3 +29,14 @@ def random_problem(rng, n, n_in, n_out, loss, output, dtype=np.float64):
     if output == "sigmoid" or loss == "cross_entropy":
         return X, rng.uniform(0, 1, (n, n_out)).astype(dtype)
     return X, rng.standard_normal((n, n_out)).astype(dtype)
+
+
+def pytest_terminal_summary(terminalreporter):
+    outcomes = {}
+    for outcome in ("passed", "failed", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if report.when == "call" and "test_battery.py::test_case" in report.nodeid:
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    if outcomes:
+        counts = ", ".join(f"{count} {outcome}" for outcome, count in outcomes.items())
+        terminalreporter.write_line(f"bad-input battery: {sum(outcomes.values())} cases run in subprocesses: {counts}")

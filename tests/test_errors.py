@@ -108,7 +108,7 @@ def test_bad_y(net, y_bad, error, message):
         (dict(optimizer="sgd"), TypeError, "optimizer must be a fastgd optimizer"),
         (dict(validation_data=X), TypeError, r"validation_data must be a tuple \(X_val, y_val\)"),
         (dict(validation_data=(X[:, :3], Y)), ValueError, "X_val has 3 features"),
-        (dict(validation_data=(X, Y[:2])), ValueError, "X has 6 samples but y_val has 2"),
+        (dict(validation_data=(X, Y[:2])), ValueError, "X_val has 6 samples but y_val has 2"),
     ],
 )
 def test_bad_fit_arguments(net, kwargs, error, message):

@@ -37,7 +37,13 @@ PYBIND11_MODULE(_core, m) {
 #else
     info["debug"] = true;
 #endif
+#ifdef FASTGD_SANITIZE
+    info["sanitizers"] = true;
+#else
+    info["sanitizers"] = false;
+#endif
     info["compiler"] = __VERSION__;
     return info;
-  }, "How this extension was built: Eigen version, SIMD instruction sets, OpenMP, compiler.");
+  }, "How this extension was built: Eigen version, SIMD instruction sets, OpenMP, assertions,\n"
+        "sanitizers, compiler.");
 }

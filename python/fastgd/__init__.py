@@ -3,7 +3,7 @@
 from . import _core, datasets, reference
 from ._core import build_info, get_num_threads, set_num_threads
 from .network import Dense, History, Network, TrainingDiverged
-from .optimizers import SGD
+from .optimizers import SGD, Optimizer
 
 __version__ = _core.__version__
 
@@ -11,6 +11,7 @@ __all__ = [
     "Dense",
     "History",
     "Network",
+    "Optimizer",
     "SGD",
     "TrainingDiverged",
     "build_info",

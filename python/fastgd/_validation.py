@@ -24,12 +24,22 @@ def check_choice(value, choices, what):
 
 def check_dtype(dtype):
     try:
-        resolved = np.dtype(dtype)
+        resolved = None if dtype is None else np.dtype(dtype)
     except TypeError:
         resolved = None
-    if resolved not in DTYPES.values():
+    if resolved is None or resolved.name not in DTYPES:
         raise ValueError(f"unsupported dtype {dtype!r}; expected 'float32' or 'float64'")
     return resolved
+
+
+def check_seed(seed, name="seed"):
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name} must be None or a non-negative integer, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"{name} must be None or a non-negative integer, got {seed}")
+    return int(seed)
 
 
 def check_int(value, name, minimum):
@@ -53,11 +63,12 @@ def check_real(value, name, minimum=None, strictly_positive=False):
     return value
 
 
-def check_finite(array, name):
-    where = _FIRST_NONFINITE[array.dtype](array)
-    if where is not None:
-        row, col = where
-        raise ValueError(f"{name} contains NaN or Inf (first at row {row}, column {col})")
+def read_numbers(values, name):
+    """`values` as an ndarray, or a TypeError naming `name` when it cannot be one."""
+    try:
+        return np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} could not be read as an array of numbers: {exc}") from None
 
 
 def _as_float_array(X, dtype, name):
@@ -69,9 +80,27 @@ def _as_float_array(X, dtype, name):
             )
         return X
     try:
-        return np.asarray(X, dtype=dtype)
+        return np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} could not be read as an array of numbers: {exc}") from None
+
+
+def to_engine(array, dtype, name):
+    """2-D `array` as the engine reads it: C-contiguous, aligned, of `dtype`, all finite.
+
+    Copies only when needed. NaN or Inf, and values beyond the range of `dtype`, raise a
+    ValueError naming their row and column.
+    """
+    with np.errstate(over="ignore"):
+        converted = np.require(array, dtype=dtype, requirements=["C_CONTIGUOUS", "ALIGNED"])
+    where = _FIRST_NONFINITE[converted.dtype](converted)
+    if where is not None:
+        row, col = where
+        value = array[row, col]
+        if np.isfinite(value):
+            raise ValueError(f"{name} holds {value:g} at row {row}, column {col}, beyond the range of {dtype.name}")
+        raise ValueError(f"{name} contains NaN or Inf (first at row {row}, column {col})")
+    return converted
 
 
 def prepare_X(X, n_in, dtype, name="X", allow_1d=False):
@@ -88,29 +117,22 @@ def prepare_X(X, n_in, dtype, name="X", allow_1d=False):
         raise ValueError(f"{name} is empty (0 samples)")
     if array.shape[1] != n_in:
         raise ValueError(f"{name} has {array.shape[1]} features, but the network's input layer takes {n_in}")
-    array = as_engine_array(array, dtype)
-    check_finite(array, name)
-    return array, single
+    return to_engine(array, dtype, name), single
 
 
-def as_engine_array(array, dtype):
-    """`array` as the engine reads it: C-contiguous, aligned, of `dtype`; copied only if needed."""
-    return np.require(array, dtype=dtype, requirements=["C_CONTIGUOUS", "ALIGNED"])
-
-
-def prepare_targets(y, n_samples, n_out, dtype, name="y"):
+def prepare_targets(y, n_samples, n_out, dtype, name="y", x_name="X"):
     """Return (targets (n, n_out) of `dtype`, class labels (n,) or None).
 
     1-D integer y are class labels, one-hot encoded here; with a single output unit a 1-D y is
     the target column. Labels are returned whenever the targets name one class per sample.
     """
-    array = np.asarray(y)
+    array = read_numbers(y, name)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name} has dtype {array.dtype}; expected integer class labels or float targets")
     if array.ndim == 0 or array.ndim > 2:
         raise ValueError(f"{name} must be 1-D class labels or 2-D targets (n_samples, {n_out}), got shape {array.shape}")
     if array.shape[0] != n_samples:
-        raise ValueError(f"X has {n_samples} samples but {name} has {array.shape[0]}")
+        raise ValueError(f"{x_name} has {n_samples} samples but {name} has {array.shape[0]}")
     if array.ndim == 1 and n_out > 1:
         labels = _check_labels(array, n_out, name)
         targets = np.zeros((n_samples, n_out), dtype=dtype)
@@ -118,8 +140,7 @@ def prepare_targets(y, n_samples, n_out, dtype, name="y"):
         return targets, labels
     if array.ndim == 2 and array.shape[1] != n_out:
         raise ValueError(f"{name} has shape {array.shape}, but the network has {n_out} outputs: expected ({n_samples}, {n_out})")
-    targets = as_engine_array(array.reshape(n_samples, n_out), dtype)
-    check_finite(targets, name)
+    targets = to_engine(array.reshape(n_samples, n_out), dtype, name)
     return targets, _labels_of_targets(targets)
 
 
@@ -131,14 +152,13 @@ def _check_labels(array, n_out, name):
                 f"{name} holds non-integer class label {float(array[bad[0]])} at index {bad[0]}; "
                 f"labels must be integers 0..{n_out - 1} (or give 2-D targets)"
             )
-    labels = array.astype(np.int64)
-    bad = np.flatnonzero((labels < 0) | (labels >= n_out))
+    bad = np.flatnonzero((array < 0) | (array >= n_out))
     if bad.size:
         raise ValueError(
-            f"label {labels[bad[0]]} at index {bad[0]} of {name} is out of range for an output layer "
+            f"label {int(array[bad[0]])} at index {bad[0]} of {name} is out of range for an output layer "
             f"of {n_out} units (labels must be 0..{n_out - 1})"
         )
-    return labels
+    return array.astype(np.int64)
 
 
 def _labels_of_targets(targets):

@@ -15,10 +15,13 @@ from ._validation import (
     check_choice,
     check_dtype,
     check_int,
+    check_seed,
     prepare_targets,
     prepare_X,
+    read_numbers,
+    to_engine,
 )
-from .optimizers import SGD
+from .optimizers import SGD, Optimizer
 
 __all__ = ["Dense", "History", "Network", "TrainingDiverged"]
 
@@ -118,7 +121,7 @@ class BaseNetwork:
         self.layers = _layers_from_spec(layers, activation, output_activation)
         self.loss = check_choice(loss, LOSSES, "loss")
         self.dtype = check_dtype(dtype)
-        self.seed = seed
+        self.seed = check_seed(seed)
         for layer in self.layers[:-1]:
             if layer.activation == "softmax":
                 raise ValueError("softmax is only allowed on the output layer")
@@ -170,21 +173,25 @@ class BaseNetwork:
 
     @params.setter
     def params(self, values):
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise TypeError(f"params must be a list of (W, b) pairs, got {type(values).__name__}")
         values = list(values)
         if len(values) != len(self.layers):
             raise ValueError(f"expected {len(self.layers)} (W, b) pairs, got {len(values)}")
         staged = []
-        for index, (pair, (W, b)) in enumerate(zip(values, self._param_arrays())):
-            new_W, new_b = (np.asarray(value, dtype=self.dtype) for value in pair)
-            for name, new, old in (("W", new_W, W), ("b", new_b, b)):
+        for index, (pair, current) in enumerate(zip(values, self._param_arrays())):
+            if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+                raise TypeError(f"params[{index}] must be a (W, b) pair, got {pair!r:.60}")
+            for name, value, old in zip(("W", "b"), pair, current):
+                label = f"params[{index}] {name}"
+                new = read_numbers(value, label)
+                if new.dtype.kind not in "biuf":
+                    raise TypeError(f"{label} has dtype {new.dtype}; expected real numbers")
                 if new.shape != old.shape:
-                    raise ValueError(f"params[{index}] {name} has shape {new.shape}, expected {old.shape}")
-                if not np.all(np.isfinite(new)):
-                    raise ValueError(f"params[{index}] {name} contains NaN or Inf")
-            staged.append((new_W, new_b))
-        for (new_W, new_b), (W, b) in zip(staged, self._param_arrays()):
-            W[...] = new_W
-            b[...] = new_b
+                    raise ValueError(f"{label} has shape {new.shape}, expected {old.shape}")
+                staged.append(to_engine(new.reshape(-1, old.shape[-1]), self.dtype, label))
+        for new, old in zip(staged, (array for pair in self._param_arrays() for array in pair)):
+            old[...] = new.reshape(old.shape)
 
     def predict(self, X):
         """Outputs of the network for X.
@@ -277,9 +284,11 @@ class BaseNetwork:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a tuple (X_val, y_val)")
             X_val, _ = prepare_X(validation_data[0], self.n_in, self.dtype, name="X_val")
-            val_targets, val_labels = prepare_targets(validation_data[1], len(X_val), self.n_out, self.dtype, name="y_val")
+            val_targets, val_labels = prepare_targets(
+                validation_data[1], len(X_val), self.n_out, self.dtype, name="y_val", x_name="X_val"
+            )
         optimizer = SGD(lr=0.1) if optimizer is None else optimizer
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         history = History()
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
@@ -305,8 +314,9 @@ class BaseNetwork:
         return self._gradients(X, targets)
 
     def _optimizer_state(self, optimizer):
-        if not hasattr(optimizer, "_state_for"):
-            raise TypeError(f"optimizer must be a fastgd optimizer such as fastgd.SGD(lr=0.1), got {optimizer!r}")
+        if not isinstance(optimizer, Optimizer):
+            what = f"the class {optimizer.__name__}" if isinstance(optimizer, type) else repr(optimizer)
+            raise TypeError(f"optimizer must be a fastgd optimizer such as fastgd.SGD(lr=0.1), got {what}")
         return optimizer._state_for(self)
 
     def __repr__(self):

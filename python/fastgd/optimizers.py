@@ -6,10 +6,38 @@ import weakref
 
 from ._validation import check_real
 
-__all__ = ["SGD"]
+__all__ = ["Optimizer", "SGD"]
 
 
-class SGD:
+class Optimizer:
+    """Base of fastgd's optimizers: hyperparameters here, one state per network it trains."""
+
+    def __init__(self):
+        self._validate()
+        self._states = weakref.WeakKeyDictionary()
+
+    def _validate(self):
+        raise NotImplementedError
+
+    def _hyperparameters(self):
+        raise NotImplementedError
+
+    def _state_for(self, network):
+        """The state this optimizer keeps for `network`, made on first use, hyperparameters refreshed."""
+        self._validate()
+        state = self._states.get(network)
+        if state is None:
+            state = network._new_optimizer_state(self)
+            self._states[network] = state
+        network._sync_optimizer_state(state, self)
+        return state
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._hyperparameters().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay.
 
     Follows ``torch.optim.SGD`` (with ``dampening=0``): ``g = grad + weight_decay * w``;
@@ -40,8 +68,7 @@ class SGD:
         self.momentum = momentum
         self.nesterov = nesterov
         self.weight_decay = weight_decay
-        self._validate()
-        self._states = weakref.WeakKeyDictionary()
+        super().__init__()
 
     def _validate(self):
         check_real(self.lr, "lr", strictly_positive=True)
@@ -59,17 +86,3 @@ class SGD:
             "nesterov": self.nesterov,
             "weight_decay": float(self.weight_decay),
         }
-
-    def _state_for(self, network):
-        """The state this optimizer keeps for `network`, made on first use, hyperparameters refreshed."""
-        self._validate()
-        state = self._states.get(network)
-        if state is None:
-            state = network._new_optimizer_state(self)
-            self._states[network] = state
-        network._sync_optimizer_state(state, self)
-        return state
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self._hyperparameters().items())
-        return f"SGD({args})"
