@@ -93,6 +93,10 @@ def to_engine(array, dtype, name):
     """
     with np.errstate(over="ignore"):
         converted = np.require(array, dtype=dtype, requirements=["C_CONTIGUOUS", "ALIGNED"])
+    if converted.strides != (converted.shape[1] * converted.itemsize, converted.itemsize):
+        # NumPy calls an axis of length 1 contiguous whatever its stride, even a negative one,
+        # which the engine's binding does not map.
+        converted = converted.copy()
     where = _FIRST_NONFINITE[converted.dtype](converted)
     if where is not None:
         row, col = where
