@@ -1,4 +1,5 @@
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,15 @@ def random_problem(rng, n, n_in, n_out, loss, output, dtype=np.float64):
 
 
 def pytest_terminal_summary(terminalreporter):
+    # hypothesis's plugin leaves each test's statistics text on its report (--hypothesis-show-statistics)
+    examples = [
+        int(match.group(1))
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        for match in re.finditer(r"(\d+) passing", getattr(report, "_hypothesis_stats", None) or "")
+    ]
+    if examples:
+        terminalreporter.write_line(f"hypothesis: {sum(examples)} passing examples in all")
     outcomes = {}
     for outcome in ("passed", "failed", "error"):
         for report in terminalreporter.stats.get(outcome, []):
