@@ -44,7 +44,7 @@ def works(check=None):
 
 
 CASES = [
-    # --- constructor -------------------------------------------------------------------------
+    # constructor
     Case("ctor-unknown-activation", 'fastgd.Network([4, 5, 3], activation="swish")',
          raises("ValueError", r"unknown activation 'swish'; expected one of identity")),
     Case("ctor-unknown-output-activation", 'fastgd.Network([4, 3], output_activation="gelu")',
@@ -96,7 +96,7 @@ CASES = [
          raises("ValueError", r"n_out must be at least 1, got 0")),
     Case("dense-unknown-activation", 'fastgd.Dense(3, 4, activation="gelu")',
          raises("ValueError", r"unknown activation 'gelu'")),
-    # --- fit: X ------------------------------------------------------------------------------
+    # fit: X
     Case("fit-X-1d", "net.fit(X[0], y[:1], verbose=0)",
          raises("ValueError", r"X must be 2-D \(n_samples, n_features\), got 1-D with shape \(4,\)")),
     Case("fit-X-3d", "net.fit(X[:, :, None], y, verbose=0)",
@@ -129,7 +129,7 @@ CASES = [
     # must say that, not that the user's (finite) X holds NaN or Inf.
     Case("fit-X-float64-beyond-float32-range", "net.fit(np.full((6, 4), 1e300), y, verbose=0)",
          raises("ValueError", r"X .*float32")),
-    # --- fit: y ------------------------------------------------------------------------------
+    # fit: y
     Case("fit-length-mismatch", "net.fit(X, y[:4], verbose=0)",
          raises("ValueError", r"X has 6 samples but y has 4")),
     Case("fit-label-out-of-range", "net.fit(X, np.array([0, 1, 2, 3, 1, 2]), verbose=0)",
@@ -161,7 +161,7 @@ CASES = [
          raises("ValueError", r"y must be 1-D class labels or 2-D targets .* got shape \(\)")),
     Case("fit-y-string-labels", 'net.fit(X, np.array(["cat", "dog", "cat", "dog", "cat", "dog"]), verbose=0)',
          raises("TypeError", r"y has dtype <U3; expected integer class labels or float targets")),
-    # --- fit: batch_size, epochs, seed -------------------------------------------------------
+    # fit: batch_size, epochs, seed
     Case("fit-batch-size-zero", "net.fit(X, y, batch_size=0, verbose=0)",
          raises("ValueError", r"batch_size must be at least 1, got 0")),
     Case("fit-batch-size-negative", "net.fit(X, y, batch_size=-1, verbose=0)",
@@ -182,7 +182,7 @@ CASES = [
          raises("TypeError", r"epochs must be an integer, got 2\.0")),
     Case("fit-string-seed", 'net.fit(X, y, seed="abc", verbose=0)',
          raises("TypeError", r"\bseed\b")),
-    # --- fit: optimizer ----------------------------------------------------------------------
+    # fit: optimizer
     Case("fit-lr-negative", "net.fit(X, y, optimizer=fastgd.SGD(lr=-0.1), verbose=0)",
          raises("ValueError", r"lr must be positive, got -0\.1")),
     Case("fit-lr-zero", "net.fit(X, y, optimizer=fastgd.SGD(lr=0), verbose=0)",
@@ -213,7 +213,7 @@ CASES = [
     # The class instead of an instance: an easy slip that must be named as such.
     Case("fit-optimizer-class-not-instance", "net.fit(X, y, optimizer=fastgd.SGD, verbose=0)",
          raises("TypeError", r"optimizer must be a fastgd optimizer")),
-    # --- fit: validation_data ----------------------------------------------------------------
+    # fit: validation_data
     Case("fit-validation-not-a-pair", "net.fit(X, y, validation_data=X, verbose=0)",
          raises("TypeError", r"validation_data must be a tuple \(X_val, y_val\)")),
     Case("fit-validation-triple", "net.fit(X, y, validation_data=(X, y, y), verbose=0)",
@@ -226,7 +226,7 @@ CASES = [
          raises("ValueError", r"X_val contains NaN or Inf \(first at row 1, column 3\)")),
     Case("fit-validation-label-out-of-range", "net.fit(X, y, validation_data=(X, y + 1), verbose=0)",
          raises("ValueError", r"label 3 at index 2 of y_val is out of range")),
-    # --- predict / evaluate ------------------------------------------------------------------
+    # predict / evaluate
     Case("predict-wrong-features", "net.predict(np.zeros((2, 5), np.float32))",
          raises("ValueError", r"X has 5 features, but the network's input layer takes 4")),
     Case("predict-1d-wrong-length", "net.predict(np.zeros(5, np.float32))",
@@ -261,7 +261,7 @@ CASES = [
          raises(("TypeError", "ValueError"), r"\by\b")),
     Case("evaluate-length-mismatch", "net.evaluate(X, y[:5])",
          raises("ValueError", r"X has 6 samples but y has 5")),
-    # --- train_step and gradients ------------------------------------------------------------
+    # train_step and gradients
     Case("train-step-wrong-features", "net.train_step(X[:, :3], y, fastgd.SGD(lr=0.1))",
          raises("ValueError", r"X has 3 features, but the network's input layer takes 4")),
     Case("train-step-1d-batch", "net.train_step(X[0], y[:1], fastgd.SGD(lr=0.1))",
@@ -278,7 +278,7 @@ CASES = [
          raises("TypeError", r"optimizer must be a fastgd optimizer")),
     Case("gradients-wrong-features", "net.gradients(np.zeros((6, 7), np.float32), y)",
          raises("ValueError", r"X has 7 features, but the network's input layer takes 4")),
-    # --- params assignment -------------------------------------------------------------------
+    # params assignment
     Case("params-too-few-pairs", "net.params = net.params[:1]",
          raises("ValueError", r"expected 2 \(W, b\) pairs, got 1")),
     Case("params-too-many-pairs", "net.params = net.params * 2",
@@ -300,7 +300,7 @@ CASES = [
     # Casting complex to float drops the imaginary part: a silent wrong answer if accepted.
     Case("params-complex", "(W, b), second = net.params; net.params = [(W + 1j, b), second]",
          raises("TypeError", r"params\[0\] W")),
-    # --- loaders -----------------------------------------------------------------------------
+    # loaders
     Case("load-mnist-missing-folder", 'datasets.load_mnist(D / "no-such-folder")',
          raises("FileNotFoundError", r"MNIST folder not found: .*no-such-folder \(looked there because it was passed")),
     Case("load-mnist-missing-folder-from-env",
@@ -340,12 +340,12 @@ CASES = [
          raises("IsADirectoryError", r"a_directory")),
     Case("read-idx-none", "datasets.read_idx(None)",
          raises("TypeError", r"expected str, bytes or os\.PathLike object, not NoneType")),
-    # --- threads -----------------------------------------------------------------------------
+    # threads
     Case("set-num-threads-zero", "fastgd.set_num_threads(0)",
          raises("ValueError", r"number of threads must be at least 1, got 0")),
     Case("set-num-threads-negative", "fastgd.set_num_threads(-3)",
          raises("ValueError", r"number of threads must be at least 1, got -3")),
-    # --- legitimate input that must simply work ----------------------------------------------
+    # legitimate input that must simply work
     Case("works-X-list-of-lists", "result = net.fit(X.tolist(), y, verbose=0)",
          works('len(result.history["loss"]) == 1 and np.isfinite(result.history["loss"][0])')),
     Case("works-batch-larger-than-data", "result = net.fit(X, y, batch_size=100, verbose=0)",
