@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -25,13 +26,42 @@ using fastgd::MatrixRef;
 namespace fastgd_bindings {
 namespace {
 
-// The network, the buffers its training loop reuses, and a lock: training takes it exclusively,
-// inference shares it.
+// The network, the buffers its training loop reuses, a pool of inference buffers (one taken per
+// concurrent predict, returned after, so steady-state calls allocate nothing), and a lock:
+// training takes it exclusively, inference shares it.
 template <typename T>
 struct BoundNetwork {
+  explicit BoundNetwork(fastgd::Network<T> network) : net(std::move(network)) {}
+
+  std::unique_ptr<fastgd::Workspace<T>> take_inference_workspace() {
+    std::lock_guard<std::mutex> guard(pool_lock);
+    if (idle.empty()) return std::make_unique<fastgd::Workspace<T>>();
+    auto ws = std::move(idle.back());
+    idle.pop_back();
+    return ws;
+  }
+
+  void return_inference_workspace(std::unique_ptr<fastgd::Workspace<T>> ws) {
+    std::lock_guard<std::mutex> guard(pool_lock);
+    idle.push_back(std::move(ws));
+  }
+
+  double predict(MatrixRef<T> out, ConstMatrixRef<T> x, const ConstMatrixRef<T>* y) {
+    auto ws = take_inference_workspace();
+    double loss;
+    {
+      std::shared_lock guard(lock);
+      loss = fastgd::predict<T>(out, *ws, net, x, y);
+    }
+    return_inference_workspace(std::move(ws));
+    return loss;
+  }
+
   fastgd::Network<T> net;
   fastgd::Workspace<T> ws;
   std::shared_mutex lock;
+  std::mutex pool_lock;
+  std::vector<std::unique_ptr<fastgd::Workspace<T>>> idle;
 };
 
 std::string shape_text(Index rows, Index cols) {
@@ -69,7 +99,7 @@ void define_for(py::module_& m, const char* suffix) {
                        const std::string& loss) {
              std::vector<fastgd::Activation> kinds;
              for (const auto& name : activations) kinds.push_back(fastgd::activation_from_name(name));
-             return new Bound{fastgd::Network<T>(sizes, kinds, fastgd::loss_from_name(loss)), {}, {}};
+             return new Bound(fastgd::Network<T>(sizes, kinds, fastgd::loss_from_name(loss)));
            }),
            py::arg("sizes"), py::arg("activations"), py::arg("loss"))
       .def_property_readonly("n_layers", [](const Bound& self) { return self.net.n_layers(); })
@@ -97,8 +127,7 @@ void define_for(py::module_& m, const char* suffix) {
              require_input(self.net, x);
              require_shape("out", out.rows(), out.cols(), x.rows(), self.net.n_out());
              py::gil_scoped_release release;
-             std::shared_lock guard(self.lock);
-             fastgd::predict<T>(out, self.net, x);
+             self.predict(out, x, nullptr);
            }, py::arg("out").noconvert(), py::arg("x").noconvert(),
            "Write the network's output for x (n, n_in) into out (n, n_out).")
       .def("evaluate", [](Bound& self, MatrixRef<T> out, ConstMatrixRef<T> x, ConstMatrixRef<T> y) {
@@ -106,8 +135,7 @@ void define_for(py::module_& m, const char* suffix) {
              require_shape("out", out.rows(), out.cols(), x.rows(), self.net.n_out());
              require_shape("y", y.rows(), y.cols(), x.rows(), self.net.n_out());
              py::gil_scoped_release release;
-             std::shared_lock guard(self.lock);
-             return fastgd::predict<T>(out, self.net, x, &y);
+             return self.predict(out, x, &y);
            }, py::arg("out").noconvert(), py::arg("x").noconvert(), py::arg("y").noconvert(),
            "Write the output for x into out and return the loss summed over the rows.")
       .def("train_epoch",

@@ -1,7 +1,8 @@
 """fastgd: dense neural networks trained by mini-batch gradient descent in C++/Eigen, with a NumPy API."""
 
-from . import _core, datasets, reference
+from . import _core, datasets, io, reference
 from ._core import build_info, get_num_threads, set_num_threads
+from .io import ModelFormatError, load
 from .network import Dense, History, Network, TrainingDiverged
 from .optimizers import SGD, Optimizer
 
@@ -10,6 +11,7 @@ __version__ = _core.__version__
 __all__ = [
     "Dense",
     "History",
+    "ModelFormatError",
     "Network",
     "Optimizer",
     "SGD",
@@ -17,6 +19,8 @@ __all__ = [
     "build_info",
     "datasets",
     "get_num_threads",
+    "io",
+    "load",
     "reference",
     "set_num_threads",
     "__version__",

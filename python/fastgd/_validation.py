@@ -63,6 +63,13 @@ def check_real(value, name, minimum=None, strictly_positive=False):
     return value
 
 
+def check_finite(array, name):
+    where = _FIRST_NONFINITE[array.dtype](array)
+    if where is not None:
+        row, col = where
+        raise ValueError(f"{name} contains NaN or Inf (first at row {row}, column {col})")
+
+
 def read_numbers(values, name):
     """`values` as an ndarray, or a TypeError naming `name` when it cannot be one."""
     try:
@@ -105,6 +112,15 @@ def to_engine(array, dtype, name):
             raise ValueError(f"{name} holds {value:g} at row {row}, column {col}, beyond the range of {dtype.name}")
         raise ValueError(f"{name} contains NaN or Inf (first at row {row}, column {col})")
     return converted
+
+
+def engine_ready(X, n_in, dtype):
+    """Whether X (1-D or 2-D) can go to the engine as it is, needing only the finiteness check."""
+    if not isinstance(X, np.ndarray) or X.dtype != dtype or not X.flags.aligned or X.size == 0:
+        return False
+    if X.ndim == 1:
+        return X.shape[0] == n_in and X.strides[0] == X.itemsize
+    return X.ndim == 2 and X.shape[1] == n_in and X.strides == (n_in * X.itemsize, X.itemsize)
 
 
 def prepare_X(X, n_in, dtype, name="X", allow_1d=False):

@@ -15,7 +15,9 @@ from ._validation import (
     check_choice,
     check_dtype,
     check_int,
+    check_finite,
     check_seed,
+    engine_ready,
     prepare_targets,
     prepare_X,
     read_numbers,
@@ -118,7 +120,18 @@ class BaseNetwork:
         dtype="float32",
         seed=None,
     ):
-        self.layers = _layers_from_spec(layers, activation, output_activation)
+        self._configure(_layers_from_spec(layers, activation, output_activation), loss, dtype, seed)
+        self._initialize(np.random.default_rng(self.seed))
+
+    @classmethod
+    def _uninitialized(cls, layers, loss, dtype):
+        """A network of `layers` whose parameters are left for the caller to fill."""
+        network = cls.__new__(cls)
+        network._configure(_layers_from_spec(list(layers), None, None), loss, dtype, None)
+        return network
+
+    def _configure(self, layers, loss, dtype, seed):
+        self.layers = layers
         self.loss = check_choice(loss, LOSSES, "loss")
         self.dtype = check_dtype(dtype)
         self.seed = check_seed(seed)
@@ -130,8 +143,8 @@ class BaseNetwork:
                 f"cross_entropy needs a softmax or sigmoid output layer, got {self.layers[-1].activation!r}"
             )
         self._check_fits_in_memory()
+        self.metadata = {}
         self._build()
-        self._initialize(np.random.default_rng(seed))
 
     def _check_fits_in_memory(self):
         n_params = sum((layer.n_in + 1) * layer.n_out for layer in self.layers)
@@ -193,20 +206,40 @@ class BaseNetwork:
         for new, old in zip(staged, (array for pair in self._param_arrays() for array in pair)):
             old[...] = new.reshape(old.shape)
 
-    def predict(self, X):
+    def predict(self, X, out=None):
         """Outputs of the network for X.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_in), or (n_in,) for one sample
+            A C-contiguous array of the network's dtype goes to the engine without conversion.
+        out : ndarray, optional
+            Where to write the result: C-contiguous, of the network's dtype and of the shape
+            returned. Saves an allocation per call in hot loops.
 
         Returns
         -------
         ndarray of shape (n_samples, n_out), or (n_out,) for a 1-D X, in the network's dtype
         """
-        X, single = prepare_X(X, self.n_in, self.dtype, allow_1d=True)
-        out = self._predict(X)
-        return out[0] if single else out
+        if engine_ready(X, self.n_in, self.dtype):
+            single = X.ndim == 1
+            X = X.reshape(1, -1) if single else X
+            check_finite(X, "X")
+        else:
+            X, single = prepare_X(X, self.n_in, self.dtype, allow_1d=True)
+        shape = (self.n_out,) if single else (len(X), self.n_out)
+        if out is None:
+            out = np.empty(shape, dtype=self.dtype)
+        elif not (
+            isinstance(out, np.ndarray) and out.dtype == self.dtype and out.shape == shape
+            and out.flags.c_contiguous and out.flags.aligned and out.flags.writeable
+        ):
+            raise ValueError(
+                f"out must be a writeable C-contiguous {self.dtype.name} array of shape {shape}, got "
+                + (f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__)
+            )
+        self._predict_into(out.reshape(len(X), self.n_out), X)
+        return out
 
     def evaluate(self, X, y):
         """Mean loss over (X, y), and accuracy when y names one class per sample.
@@ -302,10 +335,22 @@ class BaseNetwork:
                 scores = self._evaluate_prepared(X_val, val_targets, val_labels)
                 logs.update({f"val_{key}": value for key, value in scores.items()})
             history._append(epoch, logs)
+            self._record_training(epoch, logs, optimizer, batch_size)
             if verbose:
                 metrics = " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
                 print(f"epoch {epoch}/{epochs} - {metrics} - {time.perf_counter() - started:.2f}s", flush=True)
         return history
+
+    def _record_training(self, epoch, logs, optimizer, batch_size):
+        training = self.metadata.setdefault("training", {"epochs": 0})
+        training["epochs"] += 1
+        training.update(last_epoch=dict(logs), optimizer=repr(optimizer), batch_size=batch_size)
+
+    def save(self, path, metadata=None):
+        """Write the network to `path` (see `fastgd.io` for the format); atomic and pickle-free."""
+        from .io import save
+
+        save(self, path, metadata)
 
     def gradients(self, X, y):
         """Mean loss over (X, y) and its gradient ``[(dW, db), ...]``, without updating."""
@@ -358,10 +403,8 @@ class Network(BaseNetwork):
     def _param_arrays(self):
         return self._views
 
-    def _predict(self, X):
-        out = np.empty((len(X), self.n_out), dtype=self.dtype)
+    def _predict_into(self, out, X):
         self._core.predict(out, X)
-        return out
 
     def _evaluate(self, X, targets):
         out = np.empty((len(X), self.n_out), dtype=self.dtype)

@@ -198,8 +198,8 @@ class Network(BaseNetwork):
     def _param_arrays(self):
         return self._params
 
-    def _predict(self, X):
-        return forward(self._params, [layer.activation for layer in self.layers], X)[1][-1]
+    def _predict_into(self, out, X):
+        out[...] = forward(self._params, [layer.activation for layer in self.layers], X)[1][-1]
 
     def _evaluate(self, X, targets):
         activations = [layer.activation for layer in self.layers]

@@ -2,6 +2,7 @@
 // A stack of dense layers with one loss, the buffers one batch needs, and the passes over them.
 
 #include <algorithm>
+#include <initializer_list>
 #include <cassert>
 #include <stdexcept>
 #include <string>
@@ -44,6 +45,12 @@ class Network {
     check_loss_output(loss, layers.back().activation);
   }
 
+  std::vector<Index> sizes() const {
+    std::vector<Index> result{n_in()};
+    for (const auto& layer : layers) result.push_back(layer.w.cols());
+    return result;
+  }
+
   Index n_in() const { return layers.front().w.rows(); }
   Index n_out() const { return layers.back().w.cols(); }
   Index n_layers() const { return Index(layers.size()); }
@@ -52,10 +59,15 @@ class Network {
   Loss loss;
 };
 
-// Buffers for batches of up to `capacity` rows; a step uses the first m rows of each.
+enum class Purpose { inference, training };
+
+// Buffers for batches of up to `capacity` rows; a pass uses the first m rows of each. Inference
+// needs only z, a and the forward products' packing buffers; training adds the rest.
 template <typename T>
 struct Workspace {
   Index capacity = 0;
+  bool training = false;            // whether the buffers of the backward pass exist
+  std::vector<Index> sizes;         // the layer sizes of the network the buffers were made for
   Matrix<T> x;                      // (capacity, n_in) the gathered input batch
   Matrix<T> y;                      // (capacity, n_out) the gathered targets
   std::vector<Matrix<T>> z;         // [l] (capacity, n_out_l) pre-activations
@@ -66,44 +78,53 @@ struct Workspace {
   std::vector<GemmScratch<T>> gemm_forward, gemm_dw, gemm_dx;  // [l] packing buffers per product
 
   Workspace() = default;
-  Workspace(const Network<T>& net, Index batch) { reserve(net, batch); }
+  Workspace(const Network<T>& net, Index batch, Purpose purpose = Purpose::training) {
+    reserve(net, batch, purpose);
+  }
 
-  // Allocates only when the batch outgrows the buffers, the network's shape differs, or more
-  // threads are allowed than the packing buffers were made for.
-  void reserve(const Network<T>& net, Index batch) {
-    const auto L = net.layers.size();
-    if (batch > capacity || !fits(net)) {
-      capacity = std::max(batch, Index(1));
-      x.resize(capacity, net.n_in());
-      y.resize(capacity, net.n_out());
-      z.resize(L), a.resize(L), dz.resize(L), dw.resize(L), db.resize(L);
-      gemm_forward.resize(L), gemm_dw.resize(L), gemm_dx.resize(L);
-      for (std::size_t l = 0; l < L; ++l) {
-        const auto& layer = net.layers[l];
-        z[l].resize(capacity, layer.w.cols());
-        a[l].resize(capacity, layer.w.cols());
-        dz[l].resize(capacity, layer.w.cols());
-        dw[l].resize(layer.w.rows(), layer.w.cols());
-        db[l].resize(layer.w.cols());
-      }
+  // Allocates only when the batch outgrows the buffers, the network's shape differs, training
+  // needs buffers an inference workspace lacks, or more threads are allowed than the packing
+  // buffers were made for.
+  void reserve(const Network<T>& net, Index batch, Purpose purpose = Purpose::training) {
+    const bool for_training = purpose == Purpose::training;
+    if (!fits(net)) *this = Workspace();
+    if (batch > capacity || (for_training && !training)) {
+      allocate(net, std::max({batch, capacity, Index(1)}), training || for_training);
     }
     const int threads = Eigen::nbThreads();
-    for (std::size_t l = 0; l < L; ++l) {
+    for (std::size_t l = 0; l < net.layers.size(); ++l) {
       const Index n_in = net.layers[l].w.rows(), n_out = net.layers[l].w.cols();
-      gemm_forward[l].reserve(capacity, n_out, n_in, threads);
+      // A single row goes to GEMV, which needs no packing buffers.
+      if (capacity > 1) gemm_forward[l].reserve(capacity, n_out, n_in, threads);
+      if (!training) continue;
       gemm_dw[l].reserve(n_in, n_out, capacity, threads);
       if (l > 0) gemm_dx[l].reserve(capacity, n_in, n_out, threads);
     }
   }
 
-  bool fits(const Network<T>& net) const {
-    if (z.size() != net.layers.size() || x.cols() != net.n_in()) return false;
-    for (std::size_t l = 0; l < z.size(); ++l) {
-      if (dw[l].rows() != net.layers[l].w.rows() || dw[l].cols() != net.layers[l].w.cols()) {
-        return false;
-      }
+  bool fits(const Network<T>& net) const { return sizes == net.sizes(); }
+
+ private:
+  void allocate(const Network<T>& net, Index rows, bool with_training) {
+    const auto L = net.layers.size();
+    capacity = rows;
+    training = with_training;
+    sizes = net.sizes();
+    z.resize(L), a.resize(L), gemm_forward.resize(L);
+    for (std::size_t l = 0; l < L; ++l) {
+      z[l].resize(capacity, net.layers[l].w.cols());
+      a[l].resize(capacity, net.layers[l].w.cols());
     }
-    return true;
+    if (!training) return;
+    x.resize(capacity, net.n_in());
+    y.resize(capacity, net.n_out());
+    dz.resize(L), dw.resize(L), db.resize(L), gemm_dw.resize(L), gemm_dx.resize(L);
+    for (std::size_t l = 0; l < L; ++l) {
+      const auto& layer = net.layers[l];
+      dz[l].resize(capacity, layer.w.cols());
+      dw[l].resize(layer.w.rows(), layer.w.cols());
+      db[l].resize(layer.w.cols());
+    }
   }
 };
 
@@ -161,12 +182,12 @@ double batch_loss_sum(const Workspace<T>& ws, const Network<T>& net, ConstMatrix
 inline constexpr Index inference_chunk_rows = 1024;
 
 // out is (n, n_out), x is (n, n_in); y, when given, is (n, n_out). Returns the loss summed
-// over the n rows (0 without y). Uses its own buffers, so concurrent calls are safe.
+// over the n rows (0 without y). Concurrent calls are safe when each has its own workspace.
 template <typename T>
-double predict(MatrixRef<T> out, const Network<T>& net, ConstMatrixRef<T> x,
+double predict(MatrixRef<T> out, Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x,
                const ConstMatrixRef<T>* y = nullptr) {
   const Index n = x.rows();
-  Workspace<T> ws(net, std::min(n, inference_chunk_rows));
+  ws.reserve(net, std::min(n, inference_chunk_rows), Purpose::inference);
   double total = 0.0;
   for (Index start = 0; start < n; start += inference_chunk_rows) {
     const Index m = std::min(inference_chunk_rows, n - start);
@@ -175,6 +196,13 @@ double predict(MatrixRef<T> out, const Network<T>& net, ConstMatrixRef<T> x,
     if (y) total += batch_loss_sum<T>(ws, net, y->middleRows(start, m));
   }
   return total;
+}
+
+template <typename T>
+double predict(MatrixRef<T> out, const Network<T>& net, ConstMatrixRef<T> x,
+               const ConstMatrixRef<T>* y = nullptr) {
+  Workspace<T> ws;
+  return predict<T>(out, ws, net, x, y);
 }
 
 }  // namespace fastgd

@@ -1,0 +1,278 @@
+"""Model files: save and load a Network, never executing anything read from the file.
+
+The layout is safetensors' (https://huggingface.co/docs/safetensors), so any safetensors reader
+can open a fastgd model without fastgd:
+
+- 8 bytes: N, the header's length, unsigned little-endian;
+- N bytes: a JSON header (UTF-8, padded with spaces to a multiple of 8);
+- the data: each tensor's bytes, little-endian, C order, in the order of the layers.
+
+The header maps ``layers.{i}.W`` (shape ``[n_in, n_out]``) and ``layers.{i}.b`` (``[n_out]``) to
+``{"dtype": "F32" | "F64", "shape": [...], "data_offsets": [begin, end]}``, offsets counted from
+the start of the data. Its ``__metadata__`` (strings only) holds ``format`` =
+``"fastgd-model"``, ``format_version``, ``sha256`` (of the whole data section) and ``fastgd``,
+a JSON document with the architecture (``layers``: ``n_in``, ``n_out``, ``activation``;
+``loss``; ``dtype``) and ``metadata`` (fastgd version, save date, training metrics).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import math
+import os
+import struct
+import sys
+import tempfile
+
+import numpy as np
+
+from ._validation import ACTIVATIONS, DTYPES, LOSSES
+
+__all__ = ["ModelFormatError", "save", "load", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "fastgd-model"
+FORMAT_VERSION = 1
+_TENSOR_DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
+_TENSOR_CODES = {"float32": "F32", "float64": "F64"}
+_MAX_HEADER_BYTES = 16 * 2**20
+_MAX_LAYER_SIZE = 2**31
+
+
+class ModelFormatError(ValueError):
+    """A model file is damaged, truncated, not a fastgd model, or from a newer fastgd."""
+
+
+def save(network, path, metadata=None):
+    """Write `network` to `path` atomically: a crash mid-write leaves any old file intact.
+
+    Parameters
+    ----------
+    network : fastgd.Network
+    path : str or os.PathLike
+    metadata : dict, optional
+        Extra JSON-serializable entries stored under ``metadata``, beside the fastgd version,
+        the save date and ``network.metadata`` (the training record ``fit`` keeps).
+    """
+    code = _TENSOR_CODES[network.dtype.name]
+    tensors, offset = {}, 0
+    for index, (W, b) in enumerate(network.params):
+        for name, array in ((f"layers.{index}.W", W), (f"layers.{index}.b", b)):
+            tensors[name] = {"dtype": code, "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
+            offset += array.nbytes
+    digest = hashlib.sha256()
+    for W, b in network.params:
+        digest.update(_little_endian(W).data)
+        digest.update(_little_endian(b).data)
+    description = {
+        "layers": [{"n_in": l.n_in, "n_out": l.n_out, "activation": l.activation} for l in network.layers],
+        "loss": network.loss,
+        "dtype": network.dtype.name,
+        "metadata": _finite_json(
+            {
+                "fastgd_version": _version(),
+                "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                **getattr(network, "metadata", {}),
+                **(metadata or {}),
+            }
+        ),
+    }
+    tensors["__metadata__"] = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "sha256": digest.hexdigest(),
+        "fastgd": json.dumps(description, allow_nan=False),
+    }
+    header = json.dumps(tensors, allow_nan=False).encode()
+    header += b" " * (-len(header) % 8)
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(struct.pack("<Q", len(header)))
+            f.write(header)
+            for W, b in network.params:
+                f.write(_little_endian(W).data)
+                f.write(_little_endian(b).data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    _fsync_folder(folder)
+
+
+def load(path):
+    """Read a model written by `save`.
+
+    Everything the header declares is checked against the file before the weights are read:
+    a damaged, truncated or foreign file raises `ModelFormatError` without allocating what it
+    claims to hold. The weights are read straight into the new network's own memory and
+    verified against the stored SHA-256.
+
+    Returns
+    -------
+    fastgd.Network
+        With ``metadata`` restored from the file.
+    """
+    from .network import Dense, Network
+
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        file_size = os.fstat(f.fileno()).st_size
+        description, tensors, expected_digest, data_start = _read_header(f, path, file_size)
+        layers = description["layers"]
+        dtype = DTYPES[description["dtype"]]
+        _check_tensors(path, tensors, layers, dtype, file_size - data_start)
+        network = Network._uninitialized(
+            [Dense(l["n_in"], l["n_out"], l["activation"]) for l in layers], description["loss"], dtype
+        )
+        digest = hashlib.sha256()
+        for index, (W, b) in enumerate(network.params):
+            for name, array in ((f"layers.{index}.W", W), (f"layers.{index}.b", b)):
+                begin, _ = tensors[name]["data_offsets"]
+                f.seek(data_start + begin)
+                raw = array.reshape(-1).view(np.uint8)
+                if f.readinto(raw) != raw.nbytes:
+                    raise ModelFormatError(f"{path}: truncated while reading {name}")
+                digest.update(raw.data)
+                if sys.byteorder == "big":
+                    array.byteswap(inplace=True)
+    if digest.hexdigest() != expected_digest:
+        raise ModelFormatError(f"{path}: checksum mismatch: the weights are damaged (sha256 differs from the header's)")
+    for W, b in network.params:
+        if not (np.isfinite(W).all() and np.isfinite(b).all()):
+            raise ModelFormatError(f"{path}: the weights contain NaN or Inf")
+    metadata = description.get("metadata")
+    network.metadata = metadata if isinstance(metadata, dict) else {}
+    return network
+
+
+def _read_header(f, path, file_size):
+    prefix = f.read(8)
+    if len(prefix) < 8:
+        raise ModelFormatError(f"{path}: not a fastgd model file (only {len(prefix)} bytes)")
+    (header_size,) = struct.unpack("<Q", prefix)
+    if header_size > min(_MAX_HEADER_BYTES, file_size - 8):
+        raise ModelFormatError(
+            f"{path}: not a fastgd model file, or truncated: its header length {header_size} "
+            f"exceeds the {file_size - 8} bytes that follow"
+        )
+    try:
+        header = json.loads(f.read(header_size).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(f"{path}: not a fastgd model file: its header is not JSON ({exc})") from None
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFormatError(f"{path}: not a fastgd model file (no '{FORMAT}' format mark in its header)")
+    try:
+        version = int(meta.get("format_version", ""))
+    except ValueError:
+        raise ModelFormatError(f"{path}: unreadable format version {meta.get('format_version')!r}") from None
+    if version > FORMAT_VERSION:
+        raise ModelFormatError(
+            f"{path}: written in format version {version} by a newer fastgd; this fastgd ({_version()}) "
+            f"reads up to version {FORMAT_VERSION}: upgrade fastgd"
+        )
+    digest = meta.get("sha256")
+    if not isinstance(digest, str) or len(digest) != 64:
+        raise ModelFormatError(f"{path}: the header has no valid sha256 checksum")
+    try:
+        description = json.loads(meta.get("fastgd", ""))
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(f"{path}: the architecture in the header is not JSON ({exc})") from None
+    _check_description(path, description)
+    tensors = {name: value for name, value in header.items() if name != "__metadata__"}
+    return description, tensors, digest, 8 + header_size
+
+
+def _check_description(path, description):
+    def fail(problem):
+        raise ModelFormatError(f"{path}: {problem}")
+
+    if not isinstance(description, dict):
+        fail("the architecture in the header is not a JSON object")
+    if description.get("dtype") not in DTYPES:
+        fail(f"unknown dtype {description.get('dtype')!r}; expected float32 or float64")
+    if description.get("loss") not in LOSSES:
+        fail(f"unknown loss {description.get('loss')!r}")
+    layers = description.get("layers")
+    if not isinstance(layers, list) or not layers:
+        fail("the header lists no layers")
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, dict):
+            fail(f"layer {index} is not a JSON object")
+        for key in ("n_in", "n_out"):
+            size = layer.get(key)
+            if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= _MAX_LAYER_SIZE:
+                fail(f"layer {index} has {key} = {size!r}; expected a positive integer up to {_MAX_LAYER_SIZE}")
+        if layer.get("activation") not in ACTIVATIONS:
+            fail(f"layer {index} has unknown activation {layer.get('activation')!r}")
+        if index and layer["n_in"] != layers[index - 1]["n_out"]:
+            fail(f"layers do not chain: layer {index - 1} gives {layers[index - 1]['n_out']} outputs, layer {index} takes {layer['n_in']}")
+
+
+def _check_tensors(path, tensors, layers, dtype, data_size):
+    expected = {}
+    for index, layer in enumerate(layers):
+        expected[f"layers.{index}.W"] = [layer["n_in"], layer["n_out"]]
+        expected[f"layers.{index}.b"] = [layer["n_out"]]
+    if set(tensors) != set(expected):
+        missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+        raise ModelFormatError(f"{path}: tensors do not match the layers (missing {missing}, unexpected {extra})")
+    code = _TENSOR_CODES[dtype.name]
+    position = 0
+    for name, shape in expected.items():
+        entry = tensors[name]
+        if not isinstance(entry, dict) or entry.get("dtype") != code:
+            raise ModelFormatError(f"{path}: {name} has dtype {entry.get('dtype') if isinstance(entry, dict) else entry!r}, expected {code}")
+        if entry.get("shape") != shape:
+            raise ModelFormatError(f"{path}: {name} has shape {entry.get('shape')}, but the layers say {shape}")
+        offsets = entry.get("data_offsets")
+        size = math.prod(shape) * dtype.itemsize
+        if offsets != [position, position + size]:
+            raise ModelFormatError(f"{path}: {name} has data offsets {offsets}, expected {[position, position + size]}")
+        position += size
+    if position != data_size:
+        state = "truncated" if position > data_size else "has trailing bytes"
+        raise ModelFormatError(f"{path}: {state}: the header declares {position} bytes of weights, the file holds {data_size}")
+
+
+def _little_endian(array):
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+
+
+def _finite_json(value):
+    """`value` with non-finite floats replaced by None, so that it is strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): _finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _version():
+    from . import __version__
+
+    return __version__
+
+
+def _fsync_folder(folder):
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
