@@ -10,20 +10,24 @@ def main(path):
         data = json.load(f)
     groups = defaultdict(dict)
     for bench in data["benchmarks"]:
-        engine = bench["params"]["engine"]
+        engine = bench["params"].get("engine") or f"{bench['params'].get('python_threads')} Python thread(s)"
         groups[bench["group"]][engine] = bench
-    print("| benchmark | fastgd median | NumPy twin median | fastgd speed-up | fastgd GFLOP/s |")
-    print("|---|---|---|---|---|")
+    peers = [p for p in ("numpy", "onnxruntime", "torch") if any(p in engines for engines in groups.values())]
+    names = {"numpy": "NumPy twin", "onnxruntime": "ONNX Runtime", "torch": "PyTorch"}
+    print("| benchmark | fastgd | " + " | ".join(f"{names[p]} (fastgd speed-up)" for p in peers) + " | fastgd GFLOP/s |")
+    print("|---|---|" + "---|" * len(peers) + "---|")
     for group, engines in groups.items():
-        fast, twin = engines.get("fastgd"), engines.get("numpy")
-        if not fast or not twin:
+        fast = engines.get("fastgd")
+        if not fast:
+            print(f"| {group} | " + " | ".join(f"{k}: {format_time(v['stats']['median'])}" for k, v in engines.items()) + " |")
             continue
-        f_med, t_med = fast["stats"]["median"], twin["stats"]["median"]
+        f_med = fast["stats"]["median"]
+        cells = []
+        for peer in peers:
+            other = engines.get(peer)
+            cells.append("–" if not other else f"{format_time(other['stats']['median'])} ({other['stats']['median'] / f_med:.2f}×)")
         gflops = fast.get("extra_info", {}).get("gflops")
-        print(
-            f"| {group} | {format_time(f_med)} | {format_time(t_med)} | {t_med / f_med:.2f}× | "
-            f"{'' if gflops is None else f'{gflops:.1f}'} |"
-        )
+        print(f"| {group} | {format_time(f_med)} | " + " | ".join(cells) + f" | {'' if gflops is None else f'{gflops:.1f}'} |")
     info = data["machine_info"]
     print(f"\n{info.get('cpu', {}).get('brand_raw', '?')}, Python {info['python_version']}, {data['datetime'][:10]}")
 

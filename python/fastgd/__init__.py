@@ -1,6 +1,6 @@
 """fastgd: dense neural networks trained by mini-batch gradient descent in C++/Eigen, with a NumPy API."""
 
-from . import _core, datasets, io, reference
+from . import _core, datasets, interop, io, reference
 from ._core import build_info, get_num_threads, set_num_threads
 from .io import ModelFormatError, load
 from .network import Dense, History, Network, TrainingDiverged
@@ -19,6 +19,7 @@ __all__ = [
     "build_info",
     "datasets",
     "get_num_threads",
+    "interop",
     "io",
     "load",
     "reference",

@@ -30,7 +30,7 @@ import numpy as np
 
 from ._validation import ACTIVATIONS, DTYPES, LOSSES
 
-__all__ = ["ModelFormatError", "save", "load", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["ModelFormatError", "save", "load", "write_atomically", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "fastgd-model"
 FORMAT_VERSION = 1
@@ -86,16 +86,29 @@ def save(network, path, metadata=None):
     }
     header = json.dumps(tensors, allow_nan=False).encode()
     header += b" " * (-len(header) % 8)
+
+    def write(f):
+        f.write(struct.pack("<Q", len(header)))
+        f.write(header)
+        for W, b in network.params:
+            f.write(_little_endian(W).data)
+            f.write(_little_endian(b).data)
+
+    write_atomically(path, write)
+
+
+def write_atomically(path, write):
+    """Call ``write(file)`` on a temporary file beside `path`, fsync it, and rename it over `path`.
+
+    Readers see the old file or the new one whole, never a part: a crash or an error midway
+    leaves `path` as it was (an error also removes the temporary file).
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as f:
-            f.write(struct.pack("<Q", len(header)))
-            f.write(header)
-            for W, b in network.params:
-                f.write(_little_endian(W).data)
-                f.write(_little_endian(b).data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
@@ -266,6 +279,7 @@ def _version():
 
 
 def _fsync_folder(folder):
+    # The rename lasts only once the folder's entry is on disk.
     try:
         descriptor = os.open(folder, os.O_RDONLY)
     except OSError:

@@ -352,6 +352,12 @@ class BaseNetwork:
 
         save(self, path, metadata)
 
+    def to_onnx(self, path, opset=17):
+        """Export as a standard ONNX graph (Gemm and activation ops); needs ``fastgd[onnx]``."""
+        from .interop import to_onnx
+
+        return to_onnx(self, path, opset)
+
     def gradients(self, X, y):
         """Mean loss over (X, y) and its gradient ``[(dW, db), ...]``, without updating."""
         X, _ = prepare_X(X, self.n_in, self.dtype)
@@ -394,6 +400,26 @@ class Network(BaseNetwork):
     ...                      loss="mse", seed=0)
     >>> history = net.fit(X, y, epochs=30, batch_size=10, optimizer=fastgd.SGD(lr=3.0))
     """
+
+    @classmethod
+    def from_torch(cls, source, activation=None, output_activation=None, loss=None, dtype=None):
+        """A Network with the weights of a PyTorch ``nn.Sequential`` of Linear layers, or of its state_dict.
+
+        See `fastgd.interop.from_torch`.
+        """
+        from .interop import from_torch
+
+        return from_torch(source, activation, output_activation, loss, dtype)
+
+    @classmethod
+    def from_sklearn(cls, model, dtype="float64"):
+        """A Network with the weights of a fitted scikit-learn MLPClassifier or MLPRegressor.
+
+        See `fastgd.interop.from_sklearn`.
+        """
+        from .interop import from_sklearn
+
+        return from_sklearn(model, dtype)
 
     def _build(self):
         core = _core.Network32 if self.dtype == np.float32 else _core.Network64
