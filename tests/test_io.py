@@ -165,8 +165,8 @@ def damage_header(path, change):
 
 
 MALFORMED = {
-    "empty file": (lambda p: p.write_bytes(b""), r"not a fastgd model file \(only 0 bytes\)"),
-    "random bytes": (lambda p: p.write_bytes(os.urandom(4096)), r"not a fastgd model file"),
+    "empty file": (lambda p: p.write_bytes(b""), r"not a fastgd-model file \(only 0 bytes\)"),
+    "random bytes": (lambda p: p.write_bytes(os.urandom(4096)), r"not a fastgd-model file"),
     "header length beyond the file": (
         lambda p: p.write_bytes(struct.pack("<Q", 10**12) + b"{}"),
         r"header length 1000000000000 exceeds the 2 bytes that follow",

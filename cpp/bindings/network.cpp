@@ -3,6 +3,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
+#include <csignal>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -12,6 +14,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <signal.h>
 
 #include <fastgd/network.hpp>
 #include <fastgd/train.hpp>
@@ -62,6 +66,34 @@ struct BoundNetwork {
   std::shared_mutex lock;
   std::mutex pool_lock;
   std::vector<std::unique_ptr<fastgd::Workspace<T>>> idle;
+};
+
+// While an epoch runs with the GIL released, Python's own SIGINT handler cannot run: this one
+// records Ctrl-C for the loop to see at its next batch boundary, and is replaced by the previous
+// handler when the epoch ends.
+std::atomic<bool> interrupt_requested{false};
+
+extern "C" void record_interrupt(int) { interrupt_requested.store(true); }
+
+class InterruptCatcher {
+ public:
+  explicit InterruptCatcher(bool active) : active_(active) {
+    if (!active_) return;
+    interrupt_requested.store(false);
+    struct sigaction action {};
+    action.sa_handler = record_interrupt;
+    sigemptyset(&action.sa_mask);
+    active_ = sigaction(SIGINT, &action, &previous_) == 0;
+  }
+  ~InterruptCatcher() {
+    if (active_) sigaction(SIGINT, &previous_, nullptr);
+  }
+  InterruptCatcher(const InterruptCatcher&) = delete;
+  InterruptCatcher& operator=(const InterruptCatcher&) = delete;
+
+ private:
+  bool active_;
+  struct sigaction previous_ {};
 };
 
 std::string shape_text(Index rows, Index cols) {
@@ -140,10 +172,12 @@ void define_for(py::module_& m, const char* suffix) {
            "Write the output for x into out and return the loss summed over the rows.")
       .def("train_epoch",
            [](Bound& self, fastgd::Optimizer<T>& optimizer, ConstMatrixRef<T> x, ConstMatrixRef<T> y,
-              std::optional<py::array_t<std::int64_t, py::array::c_style>> order, Index batch_size) {
+              std::optional<py::array_t<std::int64_t, py::array::c_style>> order, Index batch_size,
+              double clip_norm, bool catch_interrupt) {
              require_input(self.net, x);
              require_shape("y", y.rows(), y.cols(), x.rows(), self.net.n_out());
              if (batch_size < 1) throw std::invalid_argument("batch_size must be at least 1");
+             if (!(clip_norm >= 0.0)) throw std::invalid_argument("clip_norm must be 0 (off) or positive");
              if (!optimizer.fits(self.net)) {
                throw std::invalid_argument("the optimizer's state belongs to a network of another shape");
              }
@@ -166,15 +200,23 @@ void define_for(py::module_& m, const char* suffix) {
                  }
                }
                std::unique_lock guard(self.lock);
-               result = fastgd::train_epoch<T>(self.net, optimizer, self.ws, x, y, rows, batch_size);
+               InterruptCatcher catcher(catch_interrupt);
+               fastgd::TrainOptions options;
+               options.batch_size = batch_size;
+               options.clip_norm = clip_norm;
+               options.stop = catch_interrupt ? &interrupt_requested : nullptr;
+               result = fastgd::train_epoch<T>(self.net, optimizer, self.ws, x, y, rows, options);
              }
-             return py::make_tuple(result.loss_sum, result.samples, result.failed_batch);
+             return py::make_tuple(result.loss_sum, result.samples, result.failed_batch,
+                                   result.interrupted);
            },
            py::arg("optimizer"), py::arg("x").noconvert(), py::arg("y").noconvert(), py::arg("order"),
-           py::arg("batch_size"),
+           py::arg("batch_size"), py::arg("clip_norm") = 0.0, py::arg("catch_interrupt") = false,
            "Train on the rows of x in `order` (or in turn), batch by batch, with the GIL released.\n"
-           "Returns (loss_sum, samples, failed_batch); failed_batch is -1 unless a batch's loss was\n"
-           "not finite, in which case training stopped before updating on it.")
+           "Returns (loss_sum, samples, failed_batch, interrupted): failed_batch is -1 unless a\n"
+           "batch's loss (not applied) or the weights at the epoch's end were not finite;\n"
+           "interrupted is true when Ctrl-C (caught only with catch_interrupt, from the main\n"
+           "thread) stopped the epoch at a batch boundary.")
       .def("gradients", [](Bound& self, ConstMatrixRef<T> x, ConstMatrixRef<T> y) {
              require_input(self.net, x);
              require_shape("y", y.rows(), y.cols(), x.rows(), self.net.n_out());

@@ -30,7 +30,7 @@ import numpy as np
 
 from ._validation import ACTIVATIONS, DTYPES, LOSSES
 
-__all__ = ["ModelFormatError", "save", "load", "write_atomically", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["ModelFormatError", "save", "load", "save_checkpoint", "load_checkpoint", "write_atomically", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "fastgd-model"
 FORMAT_VERSION = 1
@@ -55,20 +55,11 @@ def save(network, path, metadata=None):
         Extra JSON-serializable entries stored under ``metadata``, beside the fastgd version,
         the save date and ``network.metadata`` (the training record ``fit`` keeps).
     """
-    code = _TENSOR_CODES[network.dtype.name]
-    tensors, offset = {}, 0
+    tensors = {}
     for index, (W, b) in enumerate(network.params):
-        for name, array in ((f"layers.{index}.W", W), (f"layers.{index}.b", b)):
-            tensors[name] = {"dtype": code, "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
-            offset += array.nbytes
-    digest = hashlib.sha256()
-    for W, b in network.params:
-        digest.update(_little_endian(W).data)
-        digest.update(_little_endian(b).data)
+        tensors[f"layers.{index}.W"], tensors[f"layers.{index}.b"] = W, b
     description = {
-        "layers": [{"n_in": l.n_in, "n_out": l.n_out, "activation": l.activation} for l in network.layers],
-        "loss": network.loss,
-        "dtype": network.dtype.name,
+        **architecture(network),
         "metadata": _finite_json(
             {
                 "fastgd_version": _version(),
@@ -78,21 +69,40 @@ def save(network, path, metadata=None):
             }
         ),
     }
-    tensors["__metadata__"] = {
-        "format": FORMAT,
+    _write_tensor_file(path, FORMAT, description, tensors)
+
+
+def architecture(network):
+    """The JSON description of a network's layers, loss and dtype, as model files store it."""
+    return {
+        "layers": [{"n_in": l.n_in, "n_out": l.n_out, "activation": l.activation} for l in network.layers],
+        "loss": network.loss,
+        "dtype": network.dtype.name,
+    }
+
+
+def _write_tensor_file(path, kind, document, tensors):
+    """Write `tensors` (name -> float32/float64 array, in order) and the JSON `document` atomically."""
+    header, offset = {}, 0
+    digest = hashlib.sha256()
+    for name, array in tensors.items():
+        header[name] = {"dtype": _TENSOR_CODES[array.dtype.name], "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+        digest.update(_little_endian(array).data)
+    header["__metadata__"] = {
+        "format": kind,
         "format_version": str(FORMAT_VERSION),
         "sha256": digest.hexdigest(),
-        "fastgd": json.dumps(description, allow_nan=False),
+        "fastgd": json.dumps(document, allow_nan=False),
     }
-    header = json.dumps(tensors, allow_nan=False).encode()
-    header += b" " * (-len(header) % 8)
+    encoded = json.dumps(header, allow_nan=False).encode()
+    encoded += b" " * (-len(encoded) % 8)
 
     def write(f):
-        f.write(struct.pack("<Q", len(header)))
-        f.write(header)
-        for W, b in network.params:
-            f.write(_little_endian(W).data)
-            f.write(_little_endian(b).data)
+        f.write(struct.pack("<Q", len(encoded)))
+        f.write(encoded)
+        for array in tensors.values():
+            f.write(_little_endian(array).data)
 
     write_atomically(path, write)
 
@@ -138,6 +148,7 @@ def load(path):
     with open(path, "rb") as f:
         file_size = os.fstat(f.fileno()).st_size
         description, tensors, expected_digest, data_start = _read_header(f, path, file_size)
+        _check_description(path, description)
         layers = description["layers"]
         dtype = DTYPES[description["dtype"]]
         _check_tensors(path, tensors, layers, dtype, file_size - data_start)
@@ -165,23 +176,23 @@ def load(path):
     return network
 
 
-def _read_header(f, path, file_size):
+def _read_header(f, path, file_size, kind=FORMAT):
     prefix = f.read(8)
     if len(prefix) < 8:
-        raise ModelFormatError(f"{path}: not a fastgd model file (only {len(prefix)} bytes)")
+        raise ModelFormatError(f"{path}: not a {kind} file (only {len(prefix)} bytes)")
     (header_size,) = struct.unpack("<Q", prefix)
     if header_size > min(_MAX_HEADER_BYTES, file_size - 8):
         raise ModelFormatError(
-            f"{path}: not a fastgd model file, or truncated: its header length {header_size} "
+            f"{path}: not a {kind} file, or truncated: its header length {header_size} "
             f"exceeds the {file_size - 8} bytes that follow"
         )
     try:
         header = json.loads(f.read(header_size).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFormatError(f"{path}: not a fastgd model file: its header is not JSON ({exc})") from None
+        raise ModelFormatError(f"{path}: not a {kind} file: its header is not JSON ({exc})") from None
     meta = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFormatError(f"{path}: not a fastgd model file (no '{FORMAT}' format mark in its header)")
+    if not isinstance(meta, dict) or meta.get("format") != kind:
+        raise ModelFormatError(f"{path}: not a {kind} file (no '{kind}' format mark in its header)")
     try:
         version = int(meta.get("format_version", ""))
     except ValueError:
@@ -198,9 +209,54 @@ def _read_header(f, path, file_size):
         description = json.loads(meta.get("fastgd", ""))
     except (TypeError, json.JSONDecodeError) as exc:
         raise ModelFormatError(f"{path}: the architecture in the header is not JSON ({exc})") from None
-    _check_description(path, description)
     tensors = {name: value for name, value in header.items() if name != "__metadata__"}
     return description, tensors, digest, 8 + header_size
+
+
+CHECKPOINT_FORMAT = "fastgd-checkpoint"
+
+
+def save_checkpoint(path, document, tensors):
+    """Write a training checkpoint (a JSON `document` and named arrays), atomically."""
+    _write_tensor_file(path, CHECKPOINT_FORMAT, _finite_json(document), tensors)
+
+
+def load_checkpoint(path):
+    """Read a checkpoint: (document, {name: array}), every size checked against the file first."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        file_size = os.fstat(f.fileno()).st_size
+        document, tensors, expected_digest, data_start = _read_header(f, path, file_size, CHECKPOINT_FORMAT)
+        if not isinstance(document, dict):
+            raise ModelFormatError(f"{path}: the checkpoint's description is not a JSON object")
+        _check_description(path, document.get("architecture"))
+        position, layout = 0, []
+        for name, entry in tensors.items():
+            if not isinstance(entry, dict) or entry.get("dtype") not in _TENSOR_DTYPES:
+                raise ModelFormatError(f"{path}: {name} has no known dtype")
+            shape = entry.get("shape")
+            if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+                raise ModelFormatError(f"{path}: {name} has an invalid shape {shape!r}")
+            size = math.prod(shape) * _TENSOR_DTYPES[entry["dtype"]].itemsize
+            if entry.get("data_offsets") != [position, position + size]:
+                raise ModelFormatError(f"{path}: {name} has data offsets {entry.get('data_offsets')}, expected {[position, position + size]}")
+            layout.append((name, _TENSOR_DTYPES[entry["dtype"]], shape))
+            position += size
+        if position != file_size - data_start:
+            state = "truncated" if position > file_size - data_start else "has trailing bytes"
+            raise ModelFormatError(f"{path}: {state}: the header declares {position} bytes of arrays, the file holds {file_size - data_start}")
+        f.seek(data_start)
+        digest, arrays = hashlib.sha256(), {}
+        for name, dtype, shape in layout:
+            array = np.empty(shape, dtype=dtype)
+            raw = array.reshape(-1).view(np.uint8)
+            if f.readinto(raw) != raw.nbytes:
+                raise ModelFormatError(f"{path}: truncated while reading {name}")
+            digest.update(raw.data)
+            arrays[name] = array.astype(dtype.newbyteorder("="), copy=False)
+    if digest.hexdigest() != expected_digest:
+        raise ModelFormatError(f"{path}: checksum mismatch: the checkpoint is damaged")
+    return document, arrays
 
 
 def _check_description(path, description):

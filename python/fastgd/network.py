@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 
 import numpy as np
@@ -16,6 +17,7 @@ from ._validation import (
     check_dtype,
     check_int,
     check_finite,
+    check_real,
     check_seed,
     engine_ready,
     prepare_targets,
@@ -23,6 +25,7 @@ from ._validation import (
     read_numbers,
     to_engine,
 )
+from .callbacks import Callback
 from .optimizers import SGD, Optimizer
 
 __all__ = ["Dense", "History", "Network", "TrainingDiverged"]
@@ -35,7 +38,8 @@ class TrainingDiverged(ArithmeticError):
         self.epoch, self.batch, self.lr = epoch, batch, lr
         super().__init__(
             f"training diverged: the loss was NaN or Inf at epoch {epoch}, batch {batch} "
-            f"(learning rate {lr:g}); try a lower learning rate"
+            f"(learning rate {lr:g}); the weights were restored to those at the start of the epoch; "
+            "try a lower learning rate"
         )
 
 
@@ -74,6 +78,7 @@ class History:
     def __init__(self):
         self.history = {}
         self.epoch = []
+        self.interrupted = False
 
     def _append(self, epoch, logs):
         self.epoch.append(epoch)
@@ -82,6 +87,11 @@ class History:
 
     def __repr__(self):
         return f"History(epochs={len(self.epoch)}, metrics={list(self.history)})"
+
+
+def _array_keys(arrays):
+    """The optimizer buffer names among a checkpoint's arrays ("optimizer.<name>.<layer>")."""
+    return {name.split(".")[1] for name in arrays if name.startswith("optimizer.")}
 
 
 def _layers_from_spec(layers, activation, output_activation):
@@ -266,8 +276,11 @@ class BaseNetwork:
         X, _ = prepare_X(X, self.n_in, self.dtype)
         targets, _ = prepare_targets(y, len(X), self.n_out, self.dtype)
         state = self._optimizer_state(optimizer)
-        loss_sum, samples, failed = self._train_epoch(state, X, targets, None, len(X))
+        saved = [(W.copy(), b.copy()) for W, b in self.params], state.get_state()
+        loss_sum, samples, failed, _ = self._train_epoch(state, X, targets, None, len(X), 0.0, False)
         if failed >= 0:
+            self.params = saved[0]
+            state.set_state(saved[1])
             raise TrainingDiverged(1, 1, optimizer.lr)
         return loss_sum / samples
 
@@ -279,9 +292,16 @@ class BaseNetwork:
         batch_size=32,
         optimizer=None,
         validation_data=None,
+        validation_split=0.0,
         shuffle=True,
         seed=None,
         verbose=1,
+        callbacks=(),
+        early_stopping=None,
+        lr_schedule=None,
+        clip_norm=None,
+        checkpoint=None,
+        resume=None,
     ):
         """Train by mini-batch gradient descent.
 
@@ -290,56 +310,195 @@ class BaseNetwork:
         X : array-like of shape (n_samples, n_in)
         y : array-like of shape (n_samples,) with class labels, or (n_samples, n_out) targets
         epochs : int, default 1
+            The epoch to train up to; with `resume`, counting the epochs already done.
         batch_size : int, default 32
             Samples per update; the last batch of an epoch holds the remainder.
-        optimizer : SGD, optional
-            Defaults to ``SGD(lr=0.1)``. Its state (momentum) carries over between calls.
+        optimizer : Optimizer, optional
+            Defaults to ``SGD(lr=0.1)``. Its state (momenta, step count) carries over between calls.
         validation_data : tuple (X_val, y_val), optional
             Evaluated after every epoch into ``val_loss`` (and ``val_accuracy``).
+        validation_split : float, default 0.0
+            Instead of `validation_data`: hold out this fraction of the samples, the last ones.
         shuffle : bool, default True
             Visit the samples in a new random order each epoch.
         seed : int, optional
             Seed of the shuffling order.
         verbose : int, default 1
             0 is silent; 1 prints one line per epoch.
+        callbacks : sequence of Callback
+            Called around every epoch; one whose ``on_epoch_end`` returns True ends training.
+        early_stopping : EarlyStopping, optional
+        lr_schedule : Callback, optional
+            StepDecay, ExponentialDecay, CosineDecay or ReduceLROnPlateau.
+        clip_norm : float, optional
+            Scale each batch's gradient down to this global 2-norm when it is longer.
+        checkpoint : str or os.PathLike, optional
+            Write weights, optimizer state, epoch, shuffling state, callbacks' state and
+            history there at the end of every epoch (atomically).
+        resume : str or os.PathLike, optional
+            Continue from such a checkpoint: the run ends with exactly the weights of an
+            uninterrupted one (same data, arguments, machine and thread count).
 
         Returns
         -------
         History
             ``history.history["loss"]`` is the mean over each epoch of every batch's loss,
-            taken before that batch's update.
+            taken before that batch's update. ``history.interrupted`` is True when Ctrl-C
+            stopped training; the network then holds the weights of the last batch completed.
+
+        Raises
+        ------
+        TrainingDiverged
+            When a loss or the weights become NaN or Inf; the weights and optimizer state are
+            first restored to those at the start of that epoch.
         """
         X, _ = prepare_X(X, self.n_in, self.dtype)
-        targets, _ = prepare_targets(y, len(X), self.n_out, self.dtype)
+        targets, labels = prepare_targets(y, len(X), self.n_out, self.dtype)
         epochs = check_int(epochs, "epochs", 1)
-        batch_size = min(check_int(batch_size, "batch_size", 1), len(X))
-        if validation_data is not None:
+        clip_norm = 0.0 if clip_norm is None else check_real(clip_norm, "clip_norm", strictly_positive=True)
+        validation_split = check_real(validation_split, "validation_split", minimum=0.0)
+        validation = None
+        if validation_split:
+            if validation_data is not None:
+                raise ValueError("give validation_data or validation_split, not both")
+            n_val = int(round(len(X) * validation_split))
+            if not 0 < n_val < len(X):
+                raise ValueError(f"validation_split={validation_split} leaves {n_val} of {len(X)} samples for validation")
+            validation = (X[-n_val:], targets[-n_val:], None if labels is None else labels[-n_val:])
+            X, targets = X[:-n_val], targets[:-n_val]
+        elif validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a tuple (X_val, y_val)")
             X_val, _ = prepare_X(validation_data[0], self.n_in, self.dtype, name="X_val")
-            val_targets, val_labels = prepare_targets(
+            validation = (X_val,) + prepare_targets(
                 validation_data[1], len(X_val), self.n_out, self.dtype, name="y_val", x_name="X_val"
             )
+        batch_size = min(check_int(batch_size, "batch_size", 1), len(X))
         optimizer = SGD(lr=0.1) if optimizer is None else optimizer
+        state = self._optimizer_state(optimizer)
+        callbacks = [c for c in (lr_schedule, *callbacks, early_stopping) if c is not None]
+        for callback in callbacks:
+            if not isinstance(callback, Callback):
+                raise TypeError(f"callbacks must be fastgd.Callback instances, got {callback!r}")
         rng = np.random.default_rng(check_seed(seed))
+        run = {"batch_size": batch_size, "shuffle": bool(shuffle), "clip_norm": clip_norm}
         history = History()
-        for epoch in range(1, epochs + 1):
-            started = time.perf_counter()
-            order = rng.permutation(len(X)) if shuffle else None
-            state = self._optimizer_state(optimizer)
-            loss_sum, samples, failed = self._train_epoch(state, X, targets, order, batch_size)
-            if failed >= 0:
-                raise TrainingDiverged(epoch, failed + 1, optimizer.lr)
-            logs = {"loss": loss_sum / samples}
-            if validation_data is not None:
-                scores = self._evaluate_prepared(X_val, val_targets, val_labels)
-                logs.update({f"val_{key}": value for key, value in scores.items()})
-            history._append(epoch, logs)
-            self._record_training(epoch, logs, optimizer, batch_size)
-            if verbose:
-                metrics = " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
-                print(f"epoch {epoch}/{epochs} - {metrics} - {time.perf_counter() - started:.2f}s", flush=True)
+        for callback in callbacks:
+            callback.on_train_begin(self, optimizer)
+        first_epoch = 1
+        if resume is not None:
+            first_epoch = self._resume(resume, optimizer, rng, history, callbacks, run) + 1
+        catch_interrupt = threading.current_thread() is threading.main_thread()
+        try:
+            for epoch in range(first_epoch, epochs + 1):
+                started = time.perf_counter()
+                for callback in callbacks:
+                    callback.on_epoch_begin(epoch)
+                state = self._optimizer_state(optimizer)
+                saved = ([(W.copy(), b.copy()) for W, b in self.params], state.get_state())
+                order = rng.permutation(len(X)) if shuffle else None
+                loss_sum, samples, failed, interrupted = self._train_epoch(
+                    state, X, targets, order, batch_size, clip_norm, catch_interrupt
+                )
+                if failed >= 0:
+                    self.params = saved[0]
+                    state.set_state(saved[1])
+                    raise TrainingDiverged(epoch, failed + 1, optimizer.lr)
+                if interrupted:
+                    history.interrupted = True
+                    break
+                logs = {"loss": loss_sum / samples}
+                if validation is not None:
+                    scores = self._evaluate_prepared(*validation)
+                    logs.update({f"val_{key}": value for key, value in scores.items()})
+                history._append(epoch, logs)
+                self._record_training(epoch, logs, optimizer, batch_size)
+                if verbose:
+                    metrics = " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
+                    print(f"epoch {epoch}/{epochs} - {metrics} - {time.perf_counter() - started:.2f}s", flush=True)
+                stop = False
+                for callback in callbacks:
+                    stop = bool(callback.on_epoch_end(epoch, logs)) or stop
+                if checkpoint is not None:
+                    self._write_checkpoint(checkpoint, epoch, optimizer, rng, history, callbacks, run)
+                if stop:
+                    break
+        except KeyboardInterrupt:
+            history.interrupted = True
+        for callback in callbacks:
+            callback.on_train_end()
         return history
+
+    def _write_checkpoint(self, path, epoch, optimizer, rng, history, callbacks, run):
+        from . import io
+
+        tensors = {}
+        for index, (W, b) in enumerate(self.params):
+            tensors[f"layers.{index}.W"], tensors[f"layers.{index}.b"] = W, b
+        optimizer_scalars = {}
+        for key, value in optimizer._state_for(self).get_state().items():
+            if isinstance(value, list):
+                for index, array in enumerate(value):
+                    tensors[f"optimizer.{key}.{index}"] = array
+                optimizer_scalars[key] = len(value)
+            else:
+                optimizer_scalars[key] = value
+        callback_states = []
+        for position, callback in enumerate(callbacks):
+            callback_states.append({"class": type(callback).__name__, "state": callback.state_dict()})
+            for name, array in callback.state_arrays().items():
+                tensors[f"callbacks.{position}.{name}"] = array
+        document = {
+            "architecture": io.architecture(self),
+            "epoch": epoch,
+            "run": run,
+            "history": {"epoch": history.epoch, "history": history.history},
+            "rng": rng.bit_generator.state,
+            "optimizer": {
+                "class": type(optimizer).__name__,
+                "hyperparameters": optimizer._hyperparameters(),
+                "state": optimizer_scalars,
+            },
+            "callbacks": callback_states,
+            "metadata": self.metadata,
+        }
+        io.save_checkpoint(path, document, tensors)
+
+    def _resume(self, path, optimizer, rng, history, callbacks, run):
+        """Load a checkpoint written by fit into this network, optimizer, rng, history and callbacks."""
+        from . import io
+
+        document, arrays = io.load_checkpoint(path)
+        if document["architecture"] != io.architecture(self):
+            raise ValueError(f"{path} holds a checkpoint of another network: {document['architecture']}")
+        if document.get("run") != run:
+            raise ValueError(f"resume with the same batch_size, shuffle and clip_norm as the checkpoint: {document.get('run')}")
+        saved = document["optimizer"]
+        if saved["class"] != type(optimizer).__name__:
+            raise ValueError(f"{path} was written with {saved['class']}, not {type(optimizer).__name__}")
+        for key, value in saved["hyperparameters"].items():
+            setattr(optimizer, key, tuple(value) if isinstance(value, list) else value)
+        self.params = [(arrays[f"layers.{i}.W"], arrays[f"layers.{i}.b"]) for i in range(len(self.layers))]
+        state = optimizer._state_for(self)
+        state.set_state(
+            {
+                key: [arrays[f"optimizer.{key}.{i}"] for i in range(value)] if key in _array_keys(arrays) else value
+                for key, value in saved["state"].items()
+            }
+        )
+        if len(document["callbacks"]) != len(callbacks) or any(
+            entry["class"] != type(callback).__name__ for entry, callback in zip(document["callbacks"], callbacks)
+        ):
+            raise ValueError(f"resume with the same callbacks as the checkpoint: {[c['class'] for c in document['callbacks']]}")
+        for position, (entry, callback) in enumerate(zip(document["callbacks"], callbacks)):
+            callback.load_state_dict(entry["state"])
+            prefix = f"callbacks.{position}."
+            callback.load_state_arrays({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+        rng.bit_generator.state = document["rng"]
+        history.epoch = list(document["history"]["epoch"])
+        history.history = {key: list(values) for key, values in document["history"]["history"].items()}
+        self.metadata = document.get("metadata") or {}
+        return int(document["epoch"])
 
     def _record_training(self, epoch, logs, optimizer, batch_size):
         training = self.metadata.setdefault("training", {"epochs": 0})
@@ -436,17 +595,17 @@ class Network(BaseNetwork):
         out = np.empty((len(X), self.n_out), dtype=self.dtype)
         return out, self._core.evaluate(out, X, targets)
 
-    def _train_epoch(self, state, X, targets, order, batch_size):
-        return self._core.train_epoch(state, X, targets, order, batch_size)
+    def _train_epoch(self, state, X, targets, order, batch_size, clip_norm, catch_interrupt):
+        return self._core.train_epoch(state, X, targets, order, batch_size, clip_norm, catch_interrupt)
 
     def _gradients(self, X, targets):
         return self._core.gradients(X, targets)
 
     def _new_optimizer_state(self, optimizer):
-        if isinstance(optimizer, SGD):
-            state = _core.SGD32 if self.dtype == np.float32 else _core.SGD64
-            return state(**optimizer._hyperparameters())
-        raise TypeError(f"unsupported optimizer {optimizer!r}")
+        if optimizer._core_class is None:
+            raise TypeError(f"unsupported optimizer {optimizer!r}")
+        state = getattr(_core, optimizer._core_class + ("32" if self.dtype == np.float32 else "64"))
+        return state(**optimizer._core_arguments(), sizes=self.sizes)
 
     def _sync_optimizer_state(self, state, optimizer):
-        state.set_hyperparameters(**optimizer._hyperparameters())
+        state.set_hyperparameters(**optimizer._core_arguments())

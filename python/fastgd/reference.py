@@ -28,6 +28,11 @@ __all__ = [
     "forward",
     "backward",
     "sgd_update",
+    "adam_update",
+    "rmsprop_update",
+    "adagrad_update",
+    "clip_gradient_norm",
+    "train_epoch",
 ]
 
 LEAKY_RELU_SLOPE = 0.01
@@ -138,6 +143,9 @@ def backward(params, activations, loss, x, y, zs, outputs):
 
 
 # optimizers.hpp
+# Weight decay λ applies to weights only, never to biases, in every optimizer. Each *_update
+# works on one parameter array (a layer's W or b) and its buffers, in place, in the order of
+# operations of the C++ kernel of the same name (and of torch.optim).
 def sgd_update(param, grad, velocity, lr, momentum, nesterov, decay):
     """One torch.optim.SGD step on `param` in place; returns the new momentum buffer (or None)."""
     g = grad + decay * param
@@ -148,27 +156,250 @@ def sgd_update(param, grad, velocity, lr, momentum, nesterov, decay):
     return velocity
 
 
-class SGDState:
-    """Momentum buffers and step count of SGD for one network of the twin."""
+def adam_update(param, grad, exp_avg, exp_avg_sq, step, lr, betas, eps, decay, decoupled):
+    """One torch.optim.Adam step (AdamW's when `decoupled`) on param, exp_avg, exp_avg_sq in place.
 
-    def __init__(self):
+    `step` is t, counted from 1.
+    """
+    beta1, beta2 = betas
+    if decay != 0:
+        if decoupled:
+            param *= 1 - lr * decay  # AdamW: θ ← θ − γλθ
+        else:
+            grad = grad + decay * param  # Adam: g ← g + λθ
+    exp_avg[...] = beta1 * exp_avg + (1 - beta1) * grad  # m ← β1 m + (1 − β1) g
+    exp_avg_sq[...] = exp_avg_sq * beta2 + (1 - beta2) * grad * grad  # v ← β2 v + (1 − β2) g²
+    step_size = lr / (1 - beta1**step)  # γ / (1 − β1^t)
+    denom = np.sqrt(exp_avg_sq) / float(np.sqrt(1 - beta2**step)) + eps  # √v / √(1 − β2^t) + ε
+    param -= step_size * exp_avg / denom  # θ ← θ − γ m̂ / (√v̂ + ε)
+
+
+def rmsprop_update(param, grad, square_avg, velocity, lr, alpha, eps, momentum, decay):
+    """One torch.optim.RMSprop step (centered=False) on param, square_avg, velocity in place."""
+    if decay != 0:
+        grad = grad + decay * param  # g ← g + λθ
+    square_avg[...] = square_avg * alpha + (1 - alpha) * grad * grad  # v ← α v + (1 − α) g²
+    avg = np.sqrt(square_avg) + eps  # √v + ε
+    if momentum > 0:
+        velocity[...] = velocity * momentum + grad / avg  # b ← μ b + g / (√v + ε)
+        param -= lr * velocity  # θ ← θ − γ b
+    else:
+        param -= lr * grad / avg  # θ ← θ − γ g / (√v + ε)
+
+
+def adagrad_update(param, grad, state_sum, lr, eps, decay):
+    """One torch.optim.Adagrad step (lr_decay=0) on param and state_sum in place."""
+    if decay != 0:
+        grad = grad + decay * param  # g ← g + λθ
+    state_sum += grad * grad  # s ← s + g²
+    param -= lr * grad / (np.sqrt(state_sum) + eps)  # θ ← θ − γ g / (√s + ε)
+
+
+class OptimizerState:
+    """Step count and buffers of one optimizer for one network of the twin.
+
+    Each buffer is two lists, ``<name>_w`` (an array like W per layer) and ``<name>_b`` (like
+    b), or None until a step allocates it. `sizes` and `dtype` are the network's; set_state
+    checks against them (or, while unknown, against the shapes the buffers imply).
+    """
+
+    buffer_names = ()
+
+    def __init__(self, sizes=None, dtype=None):
         self.hyper = None
         self.steps = 0
-        self.velocity = None
+        self.sizes = None if sizes is None else list(sizes)
+        self.dtype = None if dtype is None else np.dtype(dtype)
+        for name in self.buffer_names:
+            setattr(self, name + "_w", None)
+            setattr(self, name + "_b", None)
+
+    def _begin_step(self, params):
+        if self.sizes is None:
+            self.sizes = [params[0][0].shape[0]] + [W.shape[1] for W, _ in params]
+        if self.dtype is None:
+            self.dtype = params[0][0].dtype
+
+    def _allocate(self, name, params):
+        setattr(self, name + "_w", [np.zeros_like(W) for W, _ in params])
+        setattr(self, name + "_b", [np.zeros_like(b) for _, b in params])
+
+    def get_state(self):
+        """``{"steps": int, "<name>_w": [copies per layer], "<name>_b": [...]}``, allocated buffers only."""
+        state = {"steps": self.steps}
+        for name in self.buffer_names:
+            if getattr(self, name + "_w") is not None:
+                for key in (name + "_w", name + "_b"):
+                    state[key] = [array.copy() for array in getattr(self, key)]
+        return state
+
+    def set_state(self, state):
+        """Restore a state from get_state(), checked whole first; absent buffers are dropped."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict as get_state() returns, got {type(state).__name__}")
+        keys = ["steps"] + [name + suffix for name in self.buffer_names for suffix in ("_w", "_b")]
+        for key in state:
+            if key not in keys:
+                raise ValueError(f"unknown key '{key}' in the optimizer state; expected {', '.join(keys)}")
+        if "steps" not in state:
+            raise ValueError("the optimizer state has no 'steps'")
+        steps = state["steps"]
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+            raise TypeError(f"steps must be an integer, got {steps!r}")
+        buffers = {}
+        for name in self.buffer_names:
+            w_key, b_key = name + "_w", name + "_b"
+            if (w_key in state) != (b_key in state):
+                given, missing = (w_key, b_key) if w_key in state else (b_key, w_key)
+                raise ValueError(f"the optimizer state has {given} but no {missing}")
+            if w_key in state:
+                buffers[name] = (self._read_layers(state[w_key], w_key, 2), self._read_layers(state[b_key], b_key, 1))
+        if steps < 0:
+            raise ValueError(f"steps must be non-negative, got {steps}")
+        sizes = self.sizes
+        if sizes is None:
+            for w, _ in buffers.values():
+                if w:
+                    sizes = [w[0].shape[0]] + [array.shape[1] for array in w]
+                    break
+        for name, (w, b) in buffers.items():
+            if w or b:
+                self._check_layout(name, w, b, sizes or [])
+        dtype = self.dtype or np.dtype(np.float64)
+        for name in self.buffer_names:
+            w, b = buffers.get(name, ([], []))
+            allocated = bool(w or b)
+            setattr(self, name + "_w", [np.array(a, dtype=dtype) for a in w] if allocated else None)
+            setattr(self, name + "_b", [np.array(a, dtype=dtype) for a in b] if allocated else None)
+        self.steps = int(steps)
+        self.sizes = sizes
+
+    @staticmethod
+    def _read_layers(value, key, ndim):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{key} must be a list of arrays, one per layer, got {type(value).__name__}")
+        arrays = []
+        for index, item in enumerate(value):
+            try:
+                array = np.asarray(item)
+            except (TypeError, ValueError):
+                array = None
+            if array is None or array.dtype.kind not in "biuf":
+                raise TypeError(f"{key}[{index}] must be an array of real numbers, got {type(item).__name__}")
+            if array.ndim != ndim:
+                raise ValueError(f"{key}[{index}] must be {ndim}-D, got shape {array.shape}")
+            arrays.append(array)
+        return arrays
+
+    @staticmethod
+    def _check_layout(name, w, b, sizes):
+        layers = max(len(sizes) - 1, 0)
+        if len(w) != layers or len(b) != layers:
+            raise ValueError(
+                f"{name}_w and {name}_b hold {len(w)} and {len(b)} arrays, expected one per layer ({layers})"
+            )
+        for l in range(layers):
+            if w[l].shape != (sizes[l], sizes[l + 1]):
+                raise ValueError(f"{name}_w[{l}] has shape {w[l].shape}, expected {(sizes[l], sizes[l + 1])}")
+            if b[l].shape != (sizes[l + 1],):
+                raise ValueError(f"{name}_b[{l}] has shape {b[l].shape}, expected {(sizes[l + 1],)}")
+
+
+class SGDState(OptimizerState):
+    """SGD's step count and, with momentum, its buffers ``velocity`` (from the first momentum step)."""
+
+    buffer_names = ("velocity",)
 
     def step(self, params, grads):
         h = self.hyper
-        if self.velocity is None:
-            self.velocity = [[None, None] for _ in params]
-        for (W, b), (dW, db), v in zip(params, grads, self.velocity):
-            v[0] = sgd_update(W, dW, v[0], h["lr"], h["momentum"], h["nesterov"], h["weight_decay"])
-            v[1] = sgd_update(b, db, v[1], h["lr"], h["momentum"], h["nesterov"], 0.0)
+        self._begin_step(params)
+        momentum = h["momentum"]
+        first = momentum != 0 and self.velocity_w is None
+        if first:
+            self._allocate("velocity", params)
+        for l, ((W, b), (dW, db)) in enumerate(zip(params, grads)):
+            if momentum == 0:
+                sgd_update(W, dW, None, h["lr"], 0.0, False, h["weight_decay"])
+                sgd_update(b, db, None, h["lr"], 0.0, False, 0.0)
+                continue
+            vW, vb = (None, None) if first else (self.velocity_w[l], self.velocity_b[l])
+            self.velocity_w[l] = sgd_update(W, dW, vW, h["lr"], momentum, h["nesterov"], h["weight_decay"])
+            self.velocity_b[l] = sgd_update(b, db, vb, h["lr"], momentum, h["nesterov"], 0.0)
         self.steps += 1
 
 
+class AdamState(OptimizerState):
+    """Adam's (and AdamW's) step count t and moments ``exp_avg`` (m) and ``exp_avg_sq`` (v)."""
+
+    buffer_names = ("exp_avg", "exp_avg_sq")
+
+    def step(self, params, grads):
+        h = self.hyper
+        self._begin_step(params)
+        if self.exp_avg_w is None:
+            self._allocate("exp_avg", params)
+        if self.exp_avg_sq_w is None:
+            self._allocate("exp_avg_sq", params)
+        self.steps += 1
+        args = h["lr"], h["betas"], h["eps"]
+        for l, ((W, b), (dW, db)) in enumerate(zip(params, grads)):
+            adam_update(W, dW, self.exp_avg_w[l], self.exp_avg_sq_w[l], self.steps, *args,
+                        h["weight_decay"], h["decoupled_weight_decay"])
+            adam_update(b, db, self.exp_avg_b[l], self.exp_avg_sq_b[l], self.steps, *args, 0.0, False)
+
+
+class RMSpropState(OptimizerState):
+    """RMSprop's step count, ``square_avg`` (v) and, with momentum, ``velocity`` (b)."""
+
+    buffer_names = ("square_avg", "velocity")
+
+    def step(self, params, grads):
+        h = self.hyper
+        self._begin_step(params)
+        if self.square_avg_w is None:
+            self._allocate("square_avg", params)
+        momentum = h["momentum"]
+        if momentum > 0 and self.velocity_w is None:
+            self._allocate("velocity", params)
+        self.steps += 1
+        args = h["lr"], h["alpha"], h["eps"], momentum
+        for l, ((W, b), (dW, db)) in enumerate(zip(params, grads)):
+            vW, vb = (self.velocity_w[l], self.velocity_b[l]) if momentum > 0 else (None, None)
+            rmsprop_update(W, dW, self.square_avg_w[l], vW, *args, h["weight_decay"])
+            rmsprop_update(b, db, self.square_avg_b[l], vb, *args, 0.0)
+
+
+class AdagradState(OptimizerState):
+    """Adagrad's step count and sums of squared gradients ``sum`` (s)."""
+
+    buffer_names = ("sum",)
+
+    def step(self, params, grads):
+        h = self.hyper
+        self._begin_step(params)
+        if self.sum_w is None:
+            self._allocate("sum", params)
+        self.steps += 1
+        for l, ((W, b), (dW, db)) in enumerate(zip(params, grads)):
+            adagrad_update(W, dW, self.sum_w[l], h["lr"], h["eps"], h["weight_decay"])
+            adagrad_update(b, db, self.sum_b[l], h["lr"], h["eps"], 0.0)
+
+
+OPTIMIZER_STATES = {"SGD": SGDState, "Adam": AdamState, "RMSprop": RMSpropState, "Adagrad": AdagradState}
+
+
 # train.hpp
-def train_epoch(network, state, X, targets, order, batch_size):
-    """Mini-batch gradient descent over X in `order`; returns (loss_sum, samples, failed_batch)."""
+def clip_gradient_norm(grads, max_norm):
+    """torch.nn.utils.clip_grad_norm_: scale all gradients by max_norm / (‖g‖ + 1e-6) when below 1."""
+    norm = np.sqrt(sum(float(np.sum(dW.astype(np.float64) ** 2)) + float(np.sum(db.astype(np.float64) ** 2)) for dW, db in grads))
+    factor = max_norm / (norm + 1e-6)
+    if factor < 1:
+        grads = [(dW * dW.dtype.type(factor), db * db.dtype.type(factor)) for dW, db in grads]
+    return grads
+
+
+def train_epoch(network, state, X, targets, order, batch_size, clip_norm=0.0):
+    """Mini-batch gradient descent over X in `order`; returns (loss_sum, samples, failed_batch, False)."""
     n = len(X)
     order = np.arange(n) if order is None else order
     loss_total, samples = 0.0, 0
@@ -179,11 +410,16 @@ def train_epoch(network, state, X, targets, order, batch_size):
         zs, outputs = forward(network._params, activations, xb)
         loss = loss_sum(network.loss, activations[-1], zs[-1], outputs[-1], yb)
         if not np.isfinite(loss):
-            return loss_total, samples, batch
-        state.step(network._params, backward(network._params, activations, network.loss, xb, yb, zs, outputs))
+            return loss_total, samples, batch, False
+        grads = backward(network._params, activations, network.loss, xb, yb, zs, outputs)
+        if clip_norm > 0:
+            grads = clip_gradient_norm(grads, clip_norm)
+        state.step(network._params, grads)
         loss_total += loss
         samples += len(rows)
-    return loss_total, samples, -1
+    if not all(np.isfinite(W).all() and np.isfinite(b).all() for W, b in network._params):
+        return loss_total, samples, batch, False
+    return loss_total, samples, -1, False
 
 
 class Network(BaseNetwork):
@@ -206,8 +442,8 @@ class Network(BaseNetwork):
         zs, outputs = forward(self._params, activations, X)
         return outputs[-1], loss_sum(self.loss, activations[-1], zs[-1], outputs[-1], targets)
 
-    def _train_epoch(self, state, X, targets, order, batch_size):
-        return train_epoch(self, state, X, targets, order, batch_size)
+    def _train_epoch(self, state, X, targets, order, batch_size, clip_norm, catch_interrupt):
+        return train_epoch(self, state, X, targets, order, batch_size, clip_norm)
 
     def _gradients(self, X, targets):
         activations = [layer.activation for layer in self.layers]
@@ -216,9 +452,9 @@ class Network(BaseNetwork):
         return loss, backward(self._params, activations, self.loss, X, targets, zs, outputs)
 
     def _new_optimizer_state(self, optimizer):
-        if isinstance(optimizer, SGD):
-            return SGDState()
-        raise TypeError(f"unsupported optimizer {optimizer!r}")
+        if optimizer._core_class not in OPTIMIZER_STATES:
+            raise TypeError(f"unsupported optimizer {optimizer!r}")
+        return OPTIMIZER_STATES[optimizer._core_class](sizes=self.sizes, dtype=self.dtype)
 
     def _sync_optimizer_state(self, state, optimizer):
-        state.hyper = optimizer._hyperparameters()
+        state.hyper = optimizer._core_arguments()

@@ -1,6 +1,7 @@
 #pragma once
 // The epoch loop: every mini-batch's forward, backward and update, without leaving C++.
 
+#include <atomic>
 #include <cassert>
 #include <cmath>
 #include <cstdint>
@@ -13,20 +14,62 @@ namespace fastgd {
 struct EpochResult {
   double loss_sum = 0.0;    // sum over the samples trained on of each one's loss before its update
   Index samples = 0;        // samples trained on
-  Index failed_batch = -1;  // index of the batch whose loss was NaN or Inf (not applied), or -1
+  Index batches = 0;        // batches applied
+  Index failed_batch = -1;  // batch whose loss, or after which the weights, were NaN or Inf; or -1
+  bool interrupted = false;  // stopped at a batch boundary because *stop became true
 };
 
+struct TrainOptions {
+  Index batch_size = 32;
+  double clip_norm = 0.0;                  // clip the gradient's global norm to this; 0 = off
+  const std::atomic<bool>* stop = nullptr;  // checked before every batch
+};
+
+// torch.nn.utils.clip_grad_norm_: with ‖g‖ the 2-norm of all gradients together, scale every
+// gradient by max_norm / (‖g‖ + 1e-6) when that factor is below 1. Returns ‖g‖.
+template <typename T>
+double clip_gradient_norm(Workspace<T>& ws, double max_norm) {
+  double squares = 0.0;
+  for (std::size_t l = 0; l < ws.dw.size(); ++l) {
+    squares += double(ws.dw[l].squaredNorm()) + double(ws.db[l].squaredNorm());
+  }
+  const double norm = std::sqrt(squares);
+  const double factor = max_norm / (norm + 1e-6);
+  if (factor < 1.0) {
+    for (std::size_t l = 0; l < ws.dw.size(); ++l) {
+      ws.dw[l] *= T(factor);
+      ws.db[l] *= T(factor);
+    }
+  }
+  return norm;
+}
+
+template <typename T>
+bool weights_finite(const Network<T>& net) {
+  for (const auto& layer : net.layers) {
+    if (!layer.w.allFinite() || !layer.b.allFinite()) return false;
+  }
+  return true;
+}
+
 // Gathers the rows order[i] (or i, without order) of x and y into the workspace batch by batch
-// and updates the network after each. x is (n, n_in), y is (n, n_out), order is (n).
+// and updates the network after each. x is (n, n_in), y is (n, n_out), order is (n). A batch
+// whose loss is not finite is not applied; weights that are not finite at the end of the
+// epoch mark its last batch as failed. Either way the caller restores the weights it trusts.
 template <typename T>
 EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& ws,
                         ConstMatrixRef<T> x, ConstMatrixRef<T> y, const std::int64_t* order,
-                        Index batch_size) {
+                        const TrainOptions& options) {
+  const Index batch_size = options.batch_size;
   assert(batch_size > 0 && y.rows() == x.rows() && optimizer.fits(net));
   const Index n = x.rows();
   ws.reserve(net, std::min(batch_size, n));
   EpochResult result;
-  for (Index start = 0, batch = 0; start < n; start += batch_size, ++batch) {
+  for (Index start = 0; start < n; start += batch_size, ++result.batches) {
+    if (options.stop && options.stop->load(std::memory_order_relaxed)) {
+      result.interrupted = true;
+      return result;
+    }
     const Index m = std::min(batch_size, n - start);
     for (Index i = 0; i < m; ++i) {
       const Index row = order ? Index(order[start + i]) : start + i;
@@ -39,15 +82,26 @@ EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& 
     forward<T>(ws, net, xb);
     const double loss = batch_loss_sum<T>(ws, net, yb);
     if (!std::isfinite(loss)) {
-      result.failed_batch = batch;
+      result.failed_batch = result.batches;
       return result;
     }
     backward<T>(ws, net, xb, yb);
+    if (options.clip_norm > 0.0) clip_gradient_norm<T>(ws, options.clip_norm);
     optimizer.step(net, ws);
     result.loss_sum += loss;
     result.samples += m;
   }
+  if (result.batches > 0 && !weights_finite(net)) result.failed_batch = result.batches - 1;
   return result;
+}
+
+template <typename T>
+EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& ws,
+                        ConstMatrixRef<T> x, ConstMatrixRef<T> y, const std::int64_t* order,
+                        Index batch_size) {
+  TrainOptions options;
+  options.batch_size = batch_size;
+  return train_epoch<T>(net, optimizer, ws, x, y, order, options);
 }
 
 }  // namespace fastgd
