@@ -46,3 +46,4 @@ def test_engine_matches_twin_on_real_images(mnist):
     for (W, b), (tW, tb) in zip(cpp.params, twin.params):
         np.testing.assert_allclose(W, tW, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(b, tb, rtol=1e-9, atol=1e-12)
+

@@ -229,3 +229,28 @@ def test_thread_count_can_be_set():
         fastgd.set_num_threads(saved)
     with pytest.raises(ValueError, match="at least 1"):
         fastgd.set_num_threads(0)
+
+
+@pytest.mark.parametrize(
+    ("init", "std"),
+    [("scaled_normal", 1 / np.sqrt(400)), ("normal", 1.0), ("glorot_uniform", np.sqrt(2 / 600)), ("he_normal", np.sqrt(2 / 400))],
+)
+def test_initializers_draw_the_documented_distributions(init, std):
+    net = fastgd.Network([400, 200, 10], init=init, dtype="float64", seed=0)
+    W, b = net.params[0]
+    assert np.std(W) == pytest.approx(std, rel=0.03)
+    assert abs(np.mean(W)) < 0.05 * std
+    np.testing.assert_array_equal(b, 0)
+    if init == "glorot_uniform":
+        assert np.abs(W).max() <= np.sqrt(6 / 600)
+    twin = fastgd.reference.Network([400, 200, 10], init=init, dtype="float64", seed=0)
+    np.testing.assert_array_equal(twin.params[0][0], W)
+
+
+def test_normal_biases_and_bad_initializer_names():
+    b = fastgd.Network([50, 2000, 10], bias_init="normal", dtype="float64", seed=0).params[0][1]
+    assert np.std(b) == pytest.approx(1.0, rel=0.05)
+    with pytest.raises(ValueError, match="unknown init 'xavier'"):
+        fastgd.Network([4, 3], init="xavier")
+    with pytest.raises(ValueError, match="unknown bias_init 'ones'"):
+        fastgd.Network([4, 3], bias_init="ones")

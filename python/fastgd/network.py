@@ -89,6 +89,18 @@ class History:
         return f"History(epochs={len(self.epoch)}, metrics={list(self.history)})"
 
 
+INITIALIZERS = {
+    # the textbook's first, "large" initialization: W ~ N(0, 1)
+    "normal": lambda rng, n_in, n_out: rng.standard_normal((n_in, n_out)),
+    # W ~ N(0, 1/n_in): z = x·W keeps about the variance of x
+    "scaled_normal": lambda rng, n_in, n_out: rng.standard_normal((n_in, n_out)) / math.sqrt(n_in),
+    # Glorot & Bengio (2010): W ~ U(−a, a) with a = √(6 / (n_in + n_out))
+    "glorot_uniform": lambda rng, n_in, n_out: rng.uniform(-1, 1, (n_in, n_out)) * math.sqrt(6 / (n_in + n_out)),
+    # He et al. (2015), for ReLU layers: W ~ N(0, 2/n_in)
+    "he_normal": lambda rng, n_in, n_out: rng.standard_normal((n_in, n_out)) * math.sqrt(2 / n_in),
+}
+
+
 def _array_keys(arrays):
     """The optimizer buffer names among a checkpoint's arrays ("optimizer.<name>.<layer>")."""
     return {name.split(".")[1] for name in arrays if name.startswith("optimizer.")}
@@ -129,7 +141,11 @@ class BaseNetwork:
         loss="cross_entropy",
         dtype="float32",
         seed=None,
+        init="scaled_normal",
+        bias_init="zeros",
     ):
+        self.init = check_choice(init, tuple(INITIALIZERS), "init")
+        self.bias_init = check_choice(bias_init, ("zeros", "normal"), "bias_init")
         self._configure(_layers_from_spec(layers, activation, output_activation), loss, dtype, seed)
         self._initialize(np.random.default_rng(self.seed))
 
@@ -183,11 +199,10 @@ class BaseNetwork:
         return self.layers[-1].n_out
 
     def _initialize(self, rng):
-        # W ~ N(0, 1/n_in), so that z = x·W keeps roughly unit variance for unit-variance x; b = 0.
         # Drawn in float64 whatever the dtype, so float32 and float64 networks start alike.
         for layer, (W, b) in zip(self.layers, self._param_arrays()):
-            W[...] = rng.standard_normal((layer.n_in, layer.n_out)) / math.sqrt(layer.n_in)
-            b[...] = 0
+            W[...] = INITIALIZERS[self.init](rng, layer.n_in, layer.n_out)
+            b[...] = rng.standard_normal(layer.n_out) if self.bias_init == "normal" else 0
 
     @property
     def params(self):
@@ -551,7 +566,12 @@ class Network(BaseNetwork):
         outputs).
     dtype : {"float32", "float64"}, default "float32"
     seed : int, optional
-        Seed of the initial weights: W ~ N(0, 1/n_in), b = 0.
+        Seed of the initial weights.
+    init : {"scaled_normal", "normal", "glorot_uniform", "he_normal"}, default "scaled_normal"
+        Weights drawn from N(0, 1/n_in), N(0, 1) (the textbook's "large" start),
+        U(±√(6/(n_in + n_out))) or N(0, 2/n_in).
+    bias_init : {"zeros", "normal"}, default "zeros"
+        Biases at 0, or drawn from N(0, 1) as the textbook does.
 
     Examples
     --------
