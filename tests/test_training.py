@@ -252,3 +252,12 @@ def test_damaged_checkpoint_is_refused(tmp_path):
         network().fit(X, y, epochs=3, batch_size=16, validation_split=0.2, resume=path, verbose=0)
     with pytest.raises(ModelFormatError, match="not a fastgd-model file"):
         fastgd.load(path)
+
+
+def test_train_step_reports_a_batch_it_did_not_apply():
+    net = fastgd.Network([3, 2], output_activation="identity", loss="mse", dtype="float64", seed=0)
+    before = net.params[0][0].copy()
+    X, y = np.ones((4, 3)), np.full((4, 2), 1e300)
+    with pytest.raises(fastgd.TrainingDiverged, match="the batch was not applied"):
+        net.train_step(X, y, fastgd.SGD(lr=0.1))
+    np.testing.assert_array_equal(net.params[0][0], before)

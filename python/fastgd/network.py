@@ -34,12 +34,11 @@ __all__ = ["Dense", "History", "Network", "TrainingDiverged"]
 class TrainingDiverged(ArithmeticError):
     """The loss became NaN or Inf during training; the batch that produced it was not applied."""
 
-    def __init__(self, epoch, batch, lr):
+    def __init__(self, epoch, batch, lr, outcome="the weights were restored to those at the start of the epoch"):
         self.epoch, self.batch, self.lr = epoch, batch, lr
         super().__init__(
-            f"training diverged: the loss was NaN or Inf at epoch {epoch}, batch {batch} "
-            f"(learning rate {lr:g}); the weights were restored to those at the start of the epoch; "
-            "try a lower learning rate"
+            f"training diverged: the loss or the weights became NaN or Inf at epoch {epoch}, batch {batch} "
+            f"(learning rate {lr:g}); {outcome}; try a lower learning rate"
         )
 
 
@@ -291,12 +290,12 @@ class BaseNetwork:
         X, _ = prepare_X(X, self.n_in, self.dtype)
         targets, _ = prepare_targets(y, len(X), self.n_out, self.dtype)
         state = self._optimizer_state(optimizer)
-        saved = [(W.copy(), b.copy()) for W, b in self.params], state.get_state()
         loss_sum, samples, failed, _ = self._train_epoch(state, X, targets, None, len(X), 0.0, False)
         if failed >= 0:
-            self.params = saved[0]
-            state.set_state(saved[1])
-            raise TrainingDiverged(1, 1, optimizer.lr)
+            # No copy is kept per step: a batch whose loss is not finite is never applied, and
+            # an update that overflows the weights is reported as such.
+            outcome = "the batch was not applied" if samples == 0 else "its update made the weights NaN or Inf"
+            raise TrainingDiverged(1, 1, optimizer.lr, outcome)
         return loss_sum / samples
 
     def fit(
