@@ -19,7 +19,7 @@ CASES = [((output, loss), [], 1) for output, loss in OUTPUT_LOSS] + [
 ]
 
 
-def finite_difference_gradient(net, X, y, eps=1e-6):
+def finite_difference_gradient(net, X, y, eps=1e-6, dropout_seed=None):
     grads = []
     for W, b in net.params:
         pair = []
@@ -28,9 +28,9 @@ def finite_difference_gradient(net, X, y, eps=1e-6):
             for index in np.ndindex(param.shape):
                 saved = param[index]
                 param[index] = saved + eps
-                plus = net.gradients(X, y)[0]
+                plus = net.gradients(X, y, dropout_seed)[0]
                 param[index] = saved - eps
-                minus = net.gradients(X, y)[0]
+                minus = net.gradients(X, y, dropout_seed)[0]
                 param[index] = saved
                 numeric[index] = (plus - minus) / (2 * eps)
             pair.append(numeric)

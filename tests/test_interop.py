@@ -263,12 +263,30 @@ def test_from_torch_details(torch):
         (lambda nn: nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Tanh()), 2, "Tanh"),
         (lambda nn: nn.Sequential(nn.Linear(4, 3), nn.Linear(2, 2)), 1, "Linear(in_features=2"),
         (lambda nn: nn.Sequential(nn.Linear(4, 3), nn.Sequential(nn.ReLU())), 1, "Sequential"),
+        (lambda nn: nn.Sequential(nn.Dropout(0.2), nn.Linear(4, 3)), 0, "Dropout(p=0.2"),
+        (lambda nn: nn.Sequential(nn.Linear(4, 3), nn.Dropout(0.2), nn.Tanh(), nn.Linear(3, 2)), 2, "Tanh"),
+        (lambda nn: nn.Sequential(nn.Linear(4, 3), nn.Dropout(0.2), nn.Dropout(0.1), nn.Linear(3, 2)), 2, "Dropout(p=0.1"),
     ],
 )
 def test_from_torch_rejects_unsupported_modules(torch, build, index, name):
     with pytest.raises(ValueError, match=f"unsupported module at index {index}: ") as info:
         interop.from_torch(build(torch.nn))
     assert name in str(info.value)
+
+
+def test_from_torch_carries_dropout_rates(torch):
+    nn = torch.nn
+    torch.manual_seed(3)
+    module = nn.Sequential(
+        nn.Linear(6, 5), nn.ReLU(), nn.Dropout(0.3), nn.Linear(5, 4), nn.Dropout(0.1), nn.Linear(4, 2), nn.Softmax(dim=1)
+    ).eval()
+    net = interop.from_torch(module)
+    assert [layer.dropout for layer in net.layers] == [0.3, 0.1, 0.0]
+    assert [layer.activation for layer in net.layers] == ["relu", "identity", "softmax"]
+    X = np.random.default_rng(3).standard_normal((7, 6)).astype(np.float32)
+    assert_close(net.predict(X), torch_outputs(torch, module, X), "float32")
+    with pytest.raises(ValueError, match="no dropout on the output layer"):
+        interop.from_torch(nn.Sequential(nn.Linear(4, 3), nn.Dropout(0.5)))
 
 
 def test_from_torch_errors(torch):

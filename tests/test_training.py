@@ -22,8 +22,8 @@ def problem(n=240, n_in=8, n_out=3, seed=0):
     return X, y
 
 
-def network(seed=0, dtype="float32"):
-    return fastgd.Network([8, 16, 3], activation="tanh", dtype=dtype, seed=seed)
+def network(seed=0, dtype="float32", dropout=0.0):
+    return fastgd.Network([8, 16, 3], activation="tanh", dtype=dtype, seed=seed, dropout=dropout)
 
 
 class RecordLR(fastgd.Callback):
@@ -183,7 +183,7 @@ def test_ctrl_c_stops_at_a_batch_boundary_and_returns_the_history():
 
 def checkpointed_run(tmp_path, epochs, resume=False, name="run.fgdckpt", optimizer=None, dtype="float32"):
     X, y = problem(n=300)
-    net = network(seed=5, dtype=dtype)
+    net = network(seed=5, dtype=dtype, dropout=0.25)
     optimizer = optimizer or fastgd.SGD(lr=0.3, momentum=0.9, nesterov=True, weight_decay=1e-3)
     history = net.fit(
         X, y, epochs=epochs, batch_size=16, optimizer=optimizer, validation_split=0.2, seed=11, verbose=0,
@@ -240,7 +240,7 @@ def test_resume_refuses_a_mismatched_run(tmp_path):
     with pytest.raises(ValueError, match="checkpoint of another network"):
         fastgd.Network([8, 7, 3], seed=0).fit(X, y, epochs=3, resume=tmp_path / "run.fgdckpt", verbose=0)
     with pytest.raises(ValueError, match="same batch_size, shuffle and clip_norm"):
-        network().fit(X, y, epochs=3, batch_size=32, validation_split=0.2, resume=tmp_path / "run.fgdckpt", verbose=0)
+        network(dropout=0.25).fit(X, y, epochs=3, batch_size=32, validation_split=0.2, resume=tmp_path / "run.fgdckpt", verbose=0)
 
 
 def test_damaged_checkpoint_is_refused(tmp_path):
@@ -249,7 +249,7 @@ def test_damaged_checkpoint_is_refused(tmp_path):
     path.write_bytes(path.read_bytes()[:-5])
     X, y = problem(n=300)
     with pytest.raises(ModelFormatError, match="truncated"):
-        network().fit(X, y, epochs=3, batch_size=16, validation_split=0.2, resume=path, verbose=0)
+        network(dropout=0.25).fit(X, y, epochs=3, batch_size=16, validation_split=0.2, resume=path, verbose=0)
     with pytest.raises(ModelFormatError, match="not a fastgd-model file"):
         fastgd.load(path)
 

@@ -128,16 +128,19 @@ void define_for(py::module_& m, const char* suffix) {
   py::class_<Bound>(m, (std::string("Network") + suffix).c_str(),
                     "A dense network in C++. Use fastgd.Network, which validates its input.")
       .def(py::init([](const std::vector<Index>& sizes, const std::vector<std::string>& activations,
-                       const std::string& loss) {
+                       const std::string& loss, const std::vector<double>& dropout) {
              std::vector<fastgd::Activation> kinds;
              for (const auto& name : activations) kinds.push_back(fastgd::activation_from_name(name));
-             return new Bound(fastgd::Network<T>(sizes, kinds, fastgd::loss_from_name(loss)));
+             const auto kind_of_loss = fastgd::loss_from_name(loss);
+             return new Bound(fastgd::Network<T>(sizes, kinds, kind_of_loss, dropout));
            }),
-           py::arg("sizes"), py::arg("activations"), py::arg("loss"))
+           py::arg("sizes"), py::arg("activations"), py::arg("loss"),
+           py::arg("dropout") = std::vector<double>{})
       .def_property_readonly("n_layers", [](const Bound& self) { return self.net.n_layers(); })
       .def_property_readonly("n_in", [](const Bound& self) { return self.net.n_in(); })
       .def_property_readonly("n_out", [](const Bound& self) { return self.net.n_out(); })
       .def_property_readonly("loss", [](const Bound& self) { return fastgd::loss_name(self.net.loss); })
+      .def_property_readonly("dropout", [](const Bound& self) { return self.net.dropout_rates(); })
       .def_property_readonly("activations", [](const Bound& self) {
         std::vector<std::string> names;
         for (const auto& layer : self.net.layers) names.push_back(fastgd::activation_name(layer.activation));
@@ -173,7 +176,7 @@ void define_for(py::module_& m, const char* suffix) {
       .def("train_epoch",
            [](Bound& self, fastgd::Optimizer<T>& optimizer, ConstMatrixRef<T> x, ConstMatrixRef<T> y,
               std::optional<py::array_t<std::int64_t, py::array::c_style>> order, Index batch_size,
-              double clip_norm, bool catch_interrupt) {
+              double clip_norm, bool catch_interrupt, std::uint64_t dropout_seed) {
              require_input(self.net, x);
              require_shape("y", y.rows(), y.cols(), x.rows(), self.net.n_out());
              if (batch_size < 1) throw std::invalid_argument("batch_size must be at least 1");
@@ -204,6 +207,7 @@ void define_for(py::module_& m, const char* suffix) {
                fastgd::TrainOptions options;
                options.batch_size = batch_size;
                options.clip_norm = clip_norm;
+               options.dropout_seed = dropout_seed;
                options.stop = catch_interrupt ? &interrupt_requested : nullptr;
                result = fastgd::train_epoch<T>(self.net, optimizer, self.ws, x, y, rows, options);
              }
@@ -212,12 +216,15 @@ void define_for(py::module_& m, const char* suffix) {
            },
            py::arg("optimizer"), py::arg("x").noconvert(), py::arg("y").noconvert(), py::arg("order"),
            py::arg("batch_size"), py::arg("clip_norm") = 0.0, py::arg("catch_interrupt") = false,
+           py::arg("dropout_seed") = 0,
            "Train on the rows of x in `order` (or in turn), batch by batch, with the GIL released.\n"
+           "Batch b draws its dropout masks from (dropout_seed, b).\n"
            "Returns (loss_sum, samples, failed_batch, interrupted): failed_batch is -1 unless a\n"
            "batch's loss (not applied) or the weights at the epoch's end were not finite;\n"
            "interrupted is true when Ctrl-C (caught only with catch_interrupt, from the main\n"
            "thread) stopped the epoch at a batch boundary.")
-      .def("gradients", [](Bound& self, ConstMatrixRef<T> x, ConstMatrixRef<T> y) {
+      .def("gradients", [](Bound& self, ConstMatrixRef<T> x, ConstMatrixRef<T> y,
+                           std::optional<std::uint64_t> dropout_seed) {
              require_input(self.net, x);
              require_shape("y", y.rows(), y.cols(), x.rows(), self.net.n_out());
              if (x.rows() == 0) throw std::invalid_argument("X is empty");
@@ -226,7 +233,8 @@ void define_for(py::module_& m, const char* suffix) {
              {
                py::gil_scoped_release release;
                std::shared_lock guard(self.lock);
-               fastgd::forward<T>(ws, self.net, x);
+               const fastgd::DropoutBatch dropout{dropout_seed.value_or(0), 0};
+               fastgd::forward<T>(ws, self.net, x, dropout_seed ? &dropout : nullptr);
                loss = fastgd::batch_loss_sum<T>(ws, self.net, y);
                fastgd::backward<T>(ws, self.net, x, y);
              }
@@ -235,8 +243,9 @@ void define_for(py::module_& m, const char* suffix) {
                grads.append(py::make_tuple(fastgd::Matrix<T>(ws.dw[l]), fastgd::RowVector<T>(ws.db[l])));
              }
              return py::make_tuple(loss / double(x.rows()), grads);
-           }, py::arg("x").noconvert(), py::arg("y").noconvert(),
-           "Mean loss over the rows and its gradient [(dW, db), ...], without updating.");
+           }, py::arg("x").noconvert(), py::arg("y").noconvert(), py::arg("dropout_seed") = py::none(),
+           "Mean loss over the rows and its gradient [(dW, db), ...], without updating; with\n"
+           "dropout_seed, through the dropout masks of batch 0 under that seed.");
 
   m.def((std::string("first_nonfinite") + suffix).c_str(), [](ConstMatrixRef<T> x) -> py::object {
         for (Index i = 0; i < x.rows(); ++i) {
@@ -247,6 +256,17 @@ void define_for(py::module_& m, const char* suffix) {
         }
         return py::none();
       }, py::arg("x").noconvert(), "(row, column) of the first NaN or Inf in x, or None.");
+
+  m.def((std::string("dropout_mask") + suffix).c_str(),
+        [](Index rows, Index cols, std::uint64_t seed, std::uint64_t batch, std::uint64_t layer,
+           double rate) {
+          if (rows < 0 || cols < 0) throw std::invalid_argument("rows and cols must be >= 0");
+          fastgd::check_dropout_rate(rate);
+          fastgd::Matrix<T> mask(rows, cols);
+          fastgd::dropout_mask<T>(mask, seed, batch, layer, rate);
+          return mask;
+        }, py::arg("rows"), py::arg("cols"), py::arg("seed"), py::arg("batch"), py::arg("layer"),
+        py::arg("rate"), "The dropout scales (0 or 1 / (1 - rate)) of one layer in one batch.");
 }
 
 }  // namespace

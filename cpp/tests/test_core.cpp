@@ -16,6 +16,7 @@
 
 #include "fastgd/activations.hpp"
 #include "fastgd/dense.hpp"
+#include "fastgd/dropout.hpp"
 #include "fastgd/losses.hpp"
 #include "fastgd/network.hpp"
 #include "fastgd/optimizers.hpp"
@@ -291,6 +292,41 @@ double distance_to_kink(const Network<double>& net, const Mat& x) {
   return smallest;
 }
 
+// Compares ws.dw and ws.db with central finite differences of loss() in every parameter of net;
+// returns a description of the mismatches, empty when there are none.
+template <typename LossFunction>
+std::string compare_with_finite_differences(Network<double>& net, const Workspace<double>& ws,
+                                            LossFunction loss) {
+  const double eps = 1e-6;
+  int checked = 0, mismatches = 0;
+  std::string first_mismatch;
+  auto compare = [&](double analytic, double& parameter, const char* name, std::size_t l, Index i,
+                     Index j) {
+    const double saved = parameter;
+    parameter = saved + eps;
+    const double plus = loss();
+    parameter = saved - eps;
+    const double minus = loss();
+    parameter = saved;
+    const double numeric = (plus - minus) / (2 * eps);
+    ++checked;
+    if (!near(analytic, numeric, 1e-6, 1e-9) && mismatches++ == 0) {
+      first_mismatch = cat(name, "[", l, "](", i, ",", j, "): backward ", analytic,
+                           ", finite differences ", numeric);
+    }
+  };
+  for (std::size_t l = 0; l < net.layers.size(); ++l) {
+    auto& layer = net.layers[l];
+    for (Index i = 0; i < layer.w.rows(); ++i) {
+      for (Index j = 0; j < layer.w.cols(); ++j) compare(ws.dw[l](i, j), layer.w(i, j), "dw", l, i, j);
+    }
+    for (Index j = 0; j < layer.b.cols(); ++j) compare(ws.db[l](j), layer.b(j), "db", l, 0, j);
+  }
+  if (mismatches == 0) return "";
+  return cat(mismatches, " of ", checked, " gradients differ from finite differences, first ",
+             first_mismatch);
+}
+
 void test_backward_matches_finite_differences() {
   using A = Activation;
   struct Case {
@@ -309,7 +345,6 @@ void test_backward_matches_finite_differences() {
       {{3, 4, 4, 3}, {A::sigmoid, A::tanh, A::softmax}, Loss::mse},
   };
   const Index m = 6;
-  const double eps = 1e-6;
   std::mt19937_64 rng(2024);
   for (std::size_t c = 0; c < cases.size(); ++c) {
     Network<double> net(cases[c].sizes, cases[c].activations, cases[c].loss);
@@ -324,37 +359,59 @@ void test_backward_matches_finite_differences() {
     Workspace<double> ws(net, m);
     forward<double>(ws, net, x);
     backward<double>(ws, net, x, y);
-
-    int checked = 0, mismatches = 0;
-    std::string first_mismatch;
-    auto compare = [&](double analytic, double& parameter, const char* name, std::size_t l, Index i,
-                       Index j) {
-      const double saved = parameter;
-      parameter = saved + eps;
-      const double plus = mean_loss(net, x, y);
-      parameter = saved - eps;
-      const double minus = mean_loss(net, x, y);
-      parameter = saved;
-      const double numeric = (plus - minus) / (2 * eps);
-      ++checked;
-      if (!near(analytic, numeric, 1e-6, 1e-9) && mismatches++ == 0) {
-        first_mismatch = cat(name, "[", l, "](", i, ",", j, "): backward ", analytic,
-                             ", finite differences ", numeric);
-      }
-    };
-    for (std::size_t l = 0; l < net.layers.size(); ++l) {
-      auto& layer = net.layers[l];
-      for (Index i = 0; i < layer.w.rows(); ++i) {
-        for (Index j = 0; j < layer.w.cols(); ++j) {
-          compare(ws.dw[l](i, j), layer.w(i, j), "dw", l, i, j);
-        }
-      }
-      for (Index j = 0; j < layer.b.cols(); ++j) compare(ws.db[l](j), layer.b(j), "db", l, 0, j);
-    }
-    CHECK(mismatches == 0,
-          cat("case ", c, ": ", mismatches, " of ", checked,
-              " gradients differ from finite differences, first ", first_mismatch));
+    const std::string mismatch =
+        compare_with_finite_differences(net, ws, [&] { return mean_loss(net, x, y); });
+    CHECK(mismatch.empty(), cat("case ", c, ": ", mismatch));
   }
+}
+
+void test_dropout() {
+  Mat mask(400, 500), again(400, 500), next_batch(400, 500), next_layer(400, 500);
+  dropout_mask<double>(mask, 7, 3, 1, 0.3);
+  dropout_mask<double>(again, 7, 3, 1, 0.3);
+  dropout_mask<double>(next_batch, 7, 4, 1, 0.3);
+  dropout_mask<double>(next_layer, 7, 3, 2, 0.3);
+  CHECK(mask == again, "the same (seed, batch, layer) gave different masks");
+  CHECK(mask != next_batch && mask != next_layer, "another batch or layer drew the same mask");
+  const double dropped = (mask.array() == 0.0).cast<double>().mean();
+  CHECK(std::abs(dropped - 0.3) < 0.005, cat("dropped fraction ", dropped, ", rate 0.3"));
+  CHECK(((mask.array() == 0.0) || (mask.array() == 1.0 / 0.7)).all(), "a scale other than 0 or 1/0.7");
+  const double overlap = (mask.array() * next_batch.array()).mean() * 0.7 * 0.7;
+  CHECK(std::abs(overlap - 0.49) < 0.005, cat("masks of consecutive batches overlap at ", overlap));
+  Mat all_kept(3, 4);
+  dropout_mask<double>(all_kept, 1, 0, 0, 0.0);
+  CHECK((all_kept.array() == 1.0).all(), "rate 0 dropped units");
+
+  using A = Activation;
+  Network<double> net({5, 8, 7, 3}, {A::tanh, A::sigmoid, A::softmax}, Loss::cross_entropy,
+                      {0.5, 0.25, 0.0});
+  CHECK_THROWS(std::invalid_argument,
+               Network<double>({5, 3}, {A::softmax}, Loss::cross_entropy, {0.5}));
+  CHECK_THROWS(std::invalid_argument,
+               Network<double>({5, 4, 3}, {A::tanh, A::softmax}, Loss::cross_entropy, {1.0, 0.0}));
+  std::mt19937_64 rng(99);
+  randomize(net, rng);
+  const Index m = 6;
+  const Mat x = random_matrix(m, net.n_in(), rng);
+  const Mat y = targets_for(net, m, rng);
+  const DropoutBatch batch{11, 2};
+  Workspace<double> ws(net, m), probe(net, m);
+  forward<double>(ws, net, x, &batch);
+  backward<double>(ws, net, x, y);
+  CHECK((ws.dropped[0].array() == 0.0).any(), "no unit was dropped");
+  // The masks hold still while the weights move, so the loss is a smooth function of them.
+  const std::string mismatch = compare_with_finite_differences(net, ws, [&] {
+    forward<double>(probe, net, x, &batch);
+    return batch_loss_sum<double>(probe, net, y) / double(m);
+  });
+  CHECK(mismatch.empty(), mismatch);
+
+  Network<double> plain({5, 8, 7, 3}, {A::tanh, A::sigmoid, A::softmax}, Loss::cross_entropy);
+  plain.layers = net.layers;
+  Mat out(m, 3), plain_out(m, 3);
+  predict<double>(out, net, x);
+  predict<double>(plain_out, plain, x);
+  CHECK(out == plain_out, "inference dropped units");
 }
 
 void test_network_validation() {
@@ -711,6 +768,7 @@ const Test tests[] = {
     {"workspace_reserve", test_workspace_reserve},
     {"xor_learns", test_xor_learns},
     {"gemm_kernels_match_oracle", test_gemm_kernels_match_oracle},
+    {"dropout", test_dropout},
 };
 
 }  // namespace

@@ -18,6 +18,7 @@ struct Case {
   std::vector<Index> sizes;
   Index batch;
   std::function<std::unique_ptr<Optimizer<float>>()> make_optimizer;
+  double dropout = 0.0;  // on every hidden layer
 };
 
 template <typename O, typename H>
@@ -38,6 +39,8 @@ int main() {
       {{784, 30, 10}, 10, make<RMSprop<float>>(RMSpropHyperparameters{1e-2, 0.99, 1e-8, 0.0, 0.0})},
       {{50, 20, 10}, 1, make<RMSprop<float>>(RMSpropHyperparameters{1e-3, 0.9, 1e-8, 0.9, 1e-4})},
       {{64, 1024, 10}, 256, make<Adagrad<float>>(AdagradHyperparameters{1e-2, 1e-10, 1e-3})},
+      {{784, 128, 10}, 32, make<Adam<float>>(AdamHyperparameters{1e-3, 0.9, 0.999, 1e-8, 0.0, false}), 0.5},
+      {{100, 300, 200, 10}, 7, make<SGD<float>>(SGDHyperparameters{0.05, 0.9, false, 0.0}), 0.2},
   };
   int passed = 0;
   for (int threads : {1, 2}) {
@@ -45,7 +48,9 @@ int main() {
     for (const auto& c : cases) {
       std::vector<Activation> activations(c.sizes.size() - 2, Activation::relu);
       activations.push_back(Activation::softmax);
-      Network<float> net(c.sizes, activations, Loss::cross_entropy);
+      std::vector<double> dropout(activations.size(), c.dropout);
+      dropout.back() = 0.0;
+      Network<float> net(c.sizes, activations, Loss::cross_entropy, dropout);
       for (auto& layer : net.layers) layer.w.setRandom() *= 0.05f;
       const Index n = 3 * c.batch + 1;
       const Matrix<float> x = Matrix<float>::Random(n, c.sizes.front());
@@ -59,9 +64,9 @@ int main() {
       train_epoch<float>(net, *optimizer, ws, x.topRows(c.batch / 2 + 1), y.topRows(c.batch / 2 + 1),
                          nullptr, c.batch);
       Eigen::internal::set_is_malloc_allowed(true);
-      std::printf("ok: %d thread(s), %lld-layer net, batch %lld, %lld steps\n", threads,
+      std::printf("ok: %d thread(s), %lld-layer net, batch %lld, dropout %g, %lld steps\n", threads,
                   static_cast<long long>(c.sizes.size() - 1), static_cast<long long>(c.batch),
-                  optimizer->steps);
+                  c.dropout, optimizer->steps);
       ++passed;
     }
   }

@@ -144,7 +144,8 @@ def from_torch(source, activation=None, output_activation=None, loss=None, dtype
     source : torch.nn.Module or Mapping
         An ``nn.Sequential`` (or a lone ``nn.Linear``) of ``nn.Linear`` layers, each followed by
         at most one of ``nn.Identity``, ``nn.Sigmoid``, ``nn.Tanh``, ``nn.ReLU``,
-        ``nn.LeakyReLU(0.01)``, or, last, ``nn.Softmax(dim=1)`` (or ``dim=-1``); an
+        ``nn.LeakyReLU(0.01)``, or, last, ``nn.Softmax(dim=1)`` (or ``dim=-1``), then by at
+        most one ``nn.Dropout(p)`` on a hidden layer (it becomes ``Dense(..., dropout=p)``); an
         ``nn.Flatten()`` may come first. Or a state_dict: ``"<prefix>.weight"`` (out, in) and
         optional ``"<prefix>.bias"`` (out,) of consecutive Linear layers, in order.
     activation : str, optional
@@ -174,7 +175,7 @@ def from_torch(source, activation=None, output_activation=None, loss=None, dtype
                 "activation and output_activation are read from the module's layers; "
                 "give them only with a state_dict"
             )
-        weights, activations = _read_torch_module(torch, source)
+        weights, activations, dropouts = _read_torch_module(torch, source)
     elif isinstance(source, Mapping):
         weights = _read_state_dict(torch, source)
         if output_activation is None or (activation is None and len(weights) > 1):
@@ -183,6 +184,7 @@ def from_torch(source, activation=None, output_activation=None, loss=None, dtype
                 "output_activation=, e.g. from_torch(state_dict, activation='relu', output_activation='softmax')"
             )
         activations = [activation] * (len(weights) - 1) + [output_activation]
+        dropouts = [0.0] * len(weights)
     else:
         raise TypeError(f"source must be a torch.nn.Module or a state_dict (a Mapping), got {type(source).__name__}")
 
@@ -193,7 +195,7 @@ def from_torch(source, activation=None, output_activation=None, loss=None, dtype
         W = _to_numpy(torch, weight, f"Linear layer {index}'s weight").T  # torch keeps (out, in)
         b = np.zeros(W.shape[1]) if bias is None else _to_numpy(torch, bias, f"Linear layer {index}'s bias")
         params.append((W, b))
-    return _build_network(params, activations, loss, dtype)
+    return _build_network(params, activations, loss, dtype, dropouts)
 
 
 def from_sklearn(model, dtype="float64"):
@@ -235,7 +237,7 @@ def _check_network(network):
 
 
 def _read_torch_module(torch, module):
-    """[(weight, bias or None), ...] and the activation after each Linear of `module`."""
+    """[(weight, bias or None), ...], and the activation and dropout rate after each Linear of `module`."""
     nn = torch.nn
     if not isinstance(module, (nn.Sequential, nn.Linear)):
         raise ValueError(
@@ -243,8 +245,14 @@ def _read_torch_module(torch, module):
             "for another module pass its state_dict() with activation= and output_activation="
         )
     modules = list(module) if isinstance(module, nn.Sequential) else [module]
-    weights, activations = [], []
+    weights, activations, dropouts = [], [], []
     for index, layer in enumerate(modules):
+        if isinstance(layer, nn.Dropout):
+            if not weights or dropouts[-1]:
+                why = "fastgd drops a layer's outputs: Dropout must follow a Linear layer or its activation, once"
+                raise _unsupported(index, layer, why)
+            dropouts[-1] = float(layer.p)
+            continue
         if isinstance(layer, nn.Linear):
             if weights and layer.in_features != weights[-1][0].shape[0]:
                 previous = weights[-1][0].shape[0]
@@ -252,6 +260,7 @@ def _read_torch_module(torch, module):
                 raise _unsupported(index, layer, why)
             weights.append((layer.weight, layer.bias))
             activations.append("identity")
+            dropouts.append(0.0)
             continue
         if isinstance(layer, nn.Flatten):
             if index != 0 or (layer.start_dim, layer.end_dim) != (1, -1):
@@ -276,16 +285,20 @@ def _read_torch_module(torch, module):
                 raise _unsupported(index, layer, "softmax must be the last module")
             name = "softmax"
         else:
-            why = "expected Linear, Identity, Sigmoid, Tanh, ReLU, LeakyReLU(0.01), Softmax(dim=1) or a leading Flatten"
+            why = "expected Linear, Identity, Sigmoid, Tanh, ReLU, LeakyReLU(0.01), Softmax(dim=1), Dropout or a leading Flatten"
             raise _unsupported(index, layer, why)
         if not weights:
             raise _unsupported(index, layer, "an activation needs a Linear layer before it")
         if activations[-1] != "identity":
             raise _unsupported(index, layer, f"the Linear layer before already has the activation {activations[-1]}")
+        if dropouts[-1]:
+            raise _unsupported(index, layer, "fastgd applies dropout after the activation: put Dropout after it")
         activations[-1] = name
     if not weights:
         raise ValueError("the module holds no nn.Linear layer")
-    return weights, activations
+    if dropouts[-1]:
+        raise ValueError("fastgd has no dropout on the output layer: drop the last nn.Dropout")
+    return weights, activations, dropouts
 
 
 def _unsupported(index, layer, why):
@@ -336,12 +349,15 @@ def _sklearn_activation(value, attribute, supported):
     return _SKLEARN_ACTIVATIONS[value]
 
 
-def _build_network(params, activations, loss, dtype):
-    """A Network of the given [(W (n_in, n_out), b), ...] and activations."""
+def _build_network(params, activations, loss, dtype, dropouts=None):
+    """A Network of the given [(W (n_in, n_out), b), ...], activations and dropout rates."""
     dtype = check_dtype(dtype)
     if loss is None:
         loss = "cross_entropy" if activations[-1] in ("softmax", "sigmoid") else "mse"
-    layers = [_network.Dense(W.shape[0], W.shape[1], act) for (W, _), act in zip(params, activations)]
+    dropouts = dropouts or [0.0] * len(params)
+    layers = [
+        _network.Dense(W.shape[0], W.shape[1], act, rate) for (W, _), act, rate in zip(params, activations, dropouts)
+    ]
     net = _network.Network(layers, loss=loss, dtype=dtype)
     net.params = params
     return net

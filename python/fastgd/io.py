@@ -11,7 +11,8 @@ The header maps ``layers.{i}.W`` (shape ``[n_in, n_out]``) and ``layers.{i}.b`` 
 ``{"dtype": "F32" | "F64", "shape": [...], "data_offsets": [begin, end]}``, offsets counted from
 the start of the data. Its ``__metadata__`` (strings only) holds ``format`` =
 ``"fastgd-model"``, ``format_version``, ``sha256`` (of the whole data section) and ``fastgd``,
-a JSON document with the architecture (``layers``: ``n_in``, ``n_out``, ``activation``;
+a JSON document with the architecture (``layers``: ``n_in``, ``n_out``, ``activation``, and
+``dropout`` when not 0;
 ``loss``; ``dtype``) and ``metadata`` (fastgd version, save date, training metrics).
 """
 
@@ -75,7 +76,10 @@ def save(network, path, metadata=None):
 def architecture(network):
     """The JSON description of a network's layers, loss and dtype, as model files store it."""
     return {
-        "layers": [{"n_in": l.n_in, "n_out": l.n_out, "activation": l.activation} for l in network.layers],
+        "layers": [
+            {"n_in": l.n_in, "n_out": l.n_out, "activation": l.activation, **({"dropout": l.dropout} if l.dropout else {})}
+            for l in network.layers
+        ],
         "loss": network.loss,
         "dtype": network.dtype.name,
     }
@@ -153,7 +157,9 @@ def load(path):
         dtype = DTYPES[description["dtype"]]
         _check_tensors(path, tensors, layers, dtype, file_size - data_start)
         network = Network._uninitialized(
-            [Dense(l["n_in"], l["n_out"], l["activation"]) for l in layers], description["loss"], dtype
+            [Dense(l["n_in"], l["n_out"], l["activation"], l.get("dropout", 0.0)) for l in layers],
+            description["loss"],
+            dtype,
         )
         digest = hashlib.sha256()
         for index, (W, b) in enumerate(network.params):
@@ -281,6 +287,10 @@ def _check_description(path, description):
                 fail(f"layer {index} has {key} = {size!r}; expected a positive integer up to {_MAX_LAYER_SIZE}")
         if layer.get("activation") not in ACTIVATIONS:
             fail(f"layer {index} has unknown activation {layer.get('activation')!r}")
+        dropout = layer.get("dropout", 0.0)
+        hidden = index + 1 < len(layers)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not (0 <= dropout < 1 if hidden else dropout == 0):
+            fail(f"layer {index} has dropout {dropout!r}; expected a rate in [0, 1), and 0 on the output layer")
         if index and layer["n_in"] != layers[index - 1]["n_out"]:
             fail(f"layers do not chain: layer {index - 1} gives {layers[index - 1]['n_out']} outputs, layer {index} takes {layer['n_in']}")
 

@@ -51,21 +51,30 @@ class Dense:
         Number of inputs and outputs, positive.
     activation : str, default "identity"
         One of identity, sigmoid, tanh, relu, leaky_relu (slope 0.01), softmax (output layer only).
+    dropout : float, default 0.0
+        Fraction of the layer's outputs zeroed at random in each training batch, the others
+        scaled by 1 / (1 - dropout) (inverted dropout); inference uses every output unscaled.
+        Hidden layers only, in [0, 1).
     """
 
-    def __init__(self, n_in, n_out, activation="identity"):
+    def __init__(self, n_in, n_out, activation="identity", dropout=0.0):
         self.n_in = check_int(n_in, "n_in", 1)
         self.n_out = check_int(n_out, "n_out", 1)
         self.activation = check_choice(activation, ACTIVATIONS, "activation")
+        self.dropout = check_real(dropout, "dropout", minimum=0.0)
+        if self.dropout >= 1:
+            raise ValueError(f"dropout must be below 1, got {self.dropout}")
 
     def __repr__(self):
-        return f"Dense({self.n_in}, {self.n_out}, activation={self.activation!r})"
+        dropout = f", dropout={self.dropout!r}" if self.dropout else ""
+        return f"Dense({self.n_in}, {self.n_out}, activation={self.activation!r}{dropout})"
 
     def __eq__(self, other):
-        return isinstance(other, Dense) and (self.n_in, self.n_out, self.activation) == (
+        return isinstance(other, Dense) and (self.n_in, self.n_out, self.activation, self.dropout) == (
             other.n_in,
             other.n_out,
             other.activation,
+            other.dropout,
         )
 
     __hash__ = None
@@ -105,10 +114,12 @@ def _array_keys(arrays):
     return {name.split(".")[1] for name in arrays if name.startswith("optimizer.")}
 
 
-def _layers_from_spec(layers, activation, output_activation):
+def _layers_from_spec(layers, activation, output_activation, dropout=0.0):
     if isinstance(layers, (str, bytes)) or not hasattr(layers, "__len__"):
         raise TypeError("layers must be a list of layer sizes or of fastgd.Dense")
     if len(layers) and all(isinstance(layer, Dense) for layer in layers):
+        if dropout:
+            raise ValueError("give dropout to each fastgd.Dense, not to the Network, when layers are Dense")
         for previous, layer in zip(layers, layers[1:]):
             if previous.n_out != layer.n_in:
                 raise ValueError(
@@ -122,7 +133,8 @@ def _layers_from_spec(layers, activation, output_activation):
     if len(sizes) < 2:
         raise ValueError(f"a network needs at least an input and an output size, got {list(layers)!r}")
     activations = [activation] * (len(sizes) - 2) + [output_activation]
-    return [Dense(n_in, n_out, act) for n_in, n_out, act in zip(sizes, sizes[1:], activations)]
+    rates = [dropout] * (len(sizes) - 2) + [0.0]
+    return [Dense(*shape, act, rate) for *shape, act, rate in zip(sizes, sizes[1:], activations, rates)]
 
 
 class BaseNetwork:
@@ -142,10 +154,12 @@ class BaseNetwork:
         seed=None,
         init="scaled_normal",
         bias_init="zeros",
+        dropout=0.0,
     ):
         self.init = check_choice(init, tuple(INITIALIZERS), "init")
         self.bias_init = check_choice(bias_init, ("zeros", "normal"), "bias_init")
-        self._configure(_layers_from_spec(layers, activation, output_activation), loss, dtype, seed)
+        layers = _layers_from_spec(layers, activation, output_activation, check_real(dropout, "dropout", minimum=0.0))
+        self._configure(layers, loss, dtype, seed)
         self._initialize(np.random.default_rng(self.seed))
 
     @classmethod
@@ -163,12 +177,16 @@ class BaseNetwork:
         for layer in self.layers[:-1]:
             if layer.activation == "softmax":
                 raise ValueError("softmax is only allowed on the output layer")
+        if self.layers[-1].dropout:
+            raise ValueError("dropout is only allowed on hidden layers, not on the output layer")
         if self.loss == "cross_entropy" and self.layers[-1].activation not in ("softmax", "sigmoid"):
             raise ValueError(
                 f"cross_entropy needs a softmax or sigmoid output layer, got {self.layers[-1].activation!r}"
             )
         self._check_fits_in_memory()
         self.metadata = {}
+        # Seeds the dropout masks of train_step; fit draws them from its own seeded generator.
+        self._dropout_rng = np.random.default_rng(None if self.seed is None else [self.seed, 1])
         self._build()
 
     def _check_fits_in_memory(self):
@@ -188,6 +206,13 @@ class BaseNetwork:
     def sizes(self):
         """Layer sizes ``[n_in, n_1, ..., n_out]``."""
         return [self.layers[0].n_in] + [layer.n_out for layer in self.layers]
+
+    @property
+    def has_dropout(self):
+        return any(layer.dropout for layer in self.layers)
+
+    def _draw_dropout_seed(self, rng):
+        return int(rng.integers(2**63)) if self.has_dropout else 0
 
     @property
     def n_in(self):
@@ -290,7 +315,8 @@ class BaseNetwork:
         X, _ = prepare_X(X, self.n_in, self.dtype)
         targets, _ = prepare_targets(y, len(X), self.n_out, self.dtype)
         state = self._optimizer_state(optimizer)
-        loss_sum, samples, failed, _ = self._train_epoch(state, X, targets, None, len(X), 0.0, False)
+        dropout_seed = self._draw_dropout_seed(self._dropout_rng)
+        loss_sum, samples, failed, _ = self._train_epoch(state, X, targets, None, len(X), 0.0, False, dropout_seed)
         if failed >= 0:
             # No copy is kept per step: a batch whose loss is not finite is never applied, and
             # an update that overflows the weights is reported as such.
@@ -336,7 +362,7 @@ class BaseNetwork:
         shuffle : bool, default True
             Visit the samples in a new random order each epoch.
         seed : int, optional
-            Seed of the shuffling order.
+            Seed of the shuffling order and of the dropout masks.
         verbose : int, default 1
             0 is silent; 1 prints one line per epoch.
         callbacks : sequence of Callback
@@ -411,8 +437,9 @@ class BaseNetwork:
                 state = self._optimizer_state(optimizer)
                 saved = ([(W.copy(), b.copy()) for W, b in self.params], state.get_state())
                 order = rng.permutation(len(X)) if shuffle else None
+                dropout_seed = self._draw_dropout_seed(rng)
                 loss_sum, samples, failed, interrupted = self._train_epoch(
-                    state, X, targets, order, batch_size, clip_norm, catch_interrupt
+                    state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed
                 )
                 if failed >= 0:
                     self.params = saved[0]
@@ -531,11 +558,20 @@ class BaseNetwork:
 
         return to_onnx(self, path, opset)
 
-    def gradients(self, X, y):
-        """Mean loss over (X, y) and its gradient ``[(dW, db), ...]``, without updating."""
+    def gradients(self, X, y, dropout_seed=None):
+        """Mean loss over (X, y) and its gradient ``[(dW, db), ...]``, without updating.
+
+        Without `dropout_seed` every unit takes part, as in inference. With it, the loss and
+        gradient are those of a training batch through the dropout masks that seed gives the
+        first batch of an epoch.
+        """
         X, _ = prepare_X(X, self.n_in, self.dtype)
         targets, _ = prepare_targets(y, len(X), self.n_out, self.dtype)
-        return self._gradients(X, targets)
+        if dropout_seed is not None:
+            dropout_seed = check_int(dropout_seed, "dropout_seed", 0)
+            if dropout_seed >= 2**64:
+                raise ValueError(f"dropout_seed must be below 2**64, got {dropout_seed}")
+        return self._gradients(X, targets, dropout_seed)
 
     def _optimizer_state(self, optimizer):
         if not isinstance(optimizer, Optimizer):
@@ -566,6 +602,9 @@ class Network(BaseNetwork):
     dtype : {"float32", "float64"}, default "float32"
     seed : int, optional
         Seed of the initial weights.
+    dropout : float, default 0.0
+        Dropout rate of every hidden layer when `layers` are sizes (see `Dense`); dropout
+        masks are drawn from ``fit``'s seed.
     init : {"scaled_normal", "normal", "glorot_uniform", "he_normal"}, default "scaled_normal"
         Weights drawn from N(0, 1/n_in), N(0, 1) (the textbook's "large" start),
         U(±√(6/(n_in + n_out))) or N(0, 2/n_in).
@@ -601,7 +640,9 @@ class Network(BaseNetwork):
 
     def _build(self):
         core = _core.Network32 if self.dtype == np.float32 else _core.Network64
-        self._core = core(self.sizes, [layer.activation for layer in self.layers], self.loss)
+        self._core = core(
+            self.sizes, [layer.activation for layer in self.layers], self.loss, [layer.dropout for layer in self.layers]
+        )
         self._views = [(self._core.weight(i), self._core.bias(i)) for i in range(len(self.layers))]
 
     def _param_arrays(self):
@@ -614,11 +655,11 @@ class Network(BaseNetwork):
         out = np.empty((len(X), self.n_out), dtype=self.dtype)
         return out, self._core.evaluate(out, X, targets)
 
-    def _train_epoch(self, state, X, targets, order, batch_size, clip_norm, catch_interrupt):
-        return self._core.train_epoch(state, X, targets, order, batch_size, clip_norm, catch_interrupt)
+    def _train_epoch(self, state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed):
+        return self._core.train_epoch(state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed)
 
-    def _gradients(self, X, targets):
-        return self._core.gradients(X, targets)
+    def _gradients(self, X, targets, dropout_seed):
+        return self._core.gradients(X, targets, dropout_seed)
 
     def _new_optimizer_state(self, optimizer):
         if optimizer._core_class is None:

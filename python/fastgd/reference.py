@@ -25,6 +25,8 @@ __all__ = [
     "dense_forward",
     "dense_backward_params",
     "dense_backward_input",
+    "splitmix64",
+    "dropout_mask",
     "forward",
     "backward",
     "sgd_update",
@@ -117,28 +119,75 @@ def dense_backward_input(dz, W):
     return dz @ W.T
 
 
+# dropout.hpp
+_UINT64 = (1 << 64) - 1
+
+
+def splitmix64(x):
+    """splitmix64's output function on uint64 (an int or an array), wrapping like C++."""
+    if isinstance(x, np.ndarray):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+    x = (x + 0x9E3779B97F4A7C15) & _UINT64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _UINT64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _UINT64
+    return x ^ (x >> 31)
+
+
+def dropout_mask(rows, cols, seed, batch, layer, rate, dtype=np.float64):
+    """(rows, cols) scales: 0 where a unit is dropped, 1 / (1 − rate) where it is kept.
+
+    Unit (i, j) is dropped when the top 53 bits of splitmix64(key ^ (i·cols + j)), as a
+    fraction of 2^53, fall below `rate`; key depends on (seed, batch, layer) only.
+    """
+    key = splitmix64(splitmix64(splitmix64(seed) ^ batch) ^ layer)
+    units = np.arange(rows * cols, dtype=np.uint64).reshape(rows, cols)
+    kept = (splitmix64(units ^ np.uint64(key)) >> np.uint64(11)) >= np.uint64(int(rate * 2.0**53))
+    return np.where(kept, np.dtype(dtype).type(1.0 / (1.0 - rate)), np.dtype(dtype).type(0))
+
+
+def dropout_masks(rates, rows, widths, seed, batch, dtype):
+    """Each layer's mask in one training batch (None for a layer without dropout)."""
+    return [
+        dropout_mask(rows, width, seed, batch, layer, rate, dtype) if rate else None
+        for layer, (rate, width) in enumerate(zip(rates, widths))
+    ]
+
+
 # network.hpp
-def forward(params, activations, x):
-    """Pre-activations and activations of every layer."""
+def forward(params, activations, x, masks=None):
+    """Pre-activations and activations of every layer; with `masks`, each layer with a mask
+    passes a ⊙ mask on to the next (the activations returned stay undropped)."""
     zs, activations_out = [], []
-    for (W, b), kind in zip(params, activations):
+    masks = masks or [None] * len(params)
+    for (W, b), kind, mask in zip(params, activations, masks):
         z = dense_forward(x, W, b)
-        x = activate(kind, z)
+        a = activate(kind, z)
         zs.append(z)
-        activations_out.append(x)
+        activations_out.append(a)
+        x = a if mask is None else a * mask
     return zs, activations_out
 
 
-def backward(params, activations, loss, x, y, zs, outputs):
+def backward(params, activations, loss, x, y, zs, outputs, masks=None):
     """Gradient [(dW, db), ...] of the mean loss over the rows, by the chain rule."""
     grads = [None] * len(params)
+    masks = masks or [None] * len(params)
     dz = output_delta(loss, activations[-1], zs[-1], outputs[-1], y)
     for layer in reversed(range(len(params))):
-        layer_input = x if layer == 0 else outputs[layer - 1]
+        previous = layer - 1
+        if layer == 0:
+            layer_input = x
+        else:
+            layer_input = outputs[previous] if masks[previous] is None else outputs[previous] * masks[previous]
         grads[layer] = dense_backward_params(dz, layer_input)
         if layer > 0:
             da = dense_backward_input(dz, params[layer][0])
-            dz = apply_jacobian(activations[layer - 1], zs[layer - 1], outputs[layer - 1], da)
+            if masks[previous] is not None:
+                da = da * masks[previous]  # dC/da = dC/d(a ⊙ mask) ⊙ mask
+            dz = apply_jacobian(activations[previous], zs[previous], outputs[previous], da)
     return grads
 
 
@@ -398,8 +447,10 @@ def clip_gradient_norm(grads, max_norm):
     return grads
 
 
-def train_epoch(network, state, X, targets, order, batch_size, clip_norm=0.0):
-    """Mini-batch gradient descent over X in `order`; returns (loss_sum, samples, failed_batch, False)."""
+def train_epoch(network, state, X, targets, order, batch_size, clip_norm=0.0, dropout_seed=0):
+    """Mini-batch gradient descent over X in `order`; returns (loss_sum, samples, failed_batch, False).
+
+    Batch b draws its dropout masks from (dropout_seed, b)."""
     n = len(X)
     order = np.arange(n) if order is None else order
     loss_total, samples = 0.0, 0
@@ -407,11 +458,12 @@ def train_epoch(network, state, X, targets, order, batch_size, clip_norm=0.0):
     for batch, start in enumerate(range(0, n, batch_size)):
         rows = order[start:start + batch_size]
         xb, yb = X[rows], targets[rows]
-        zs, outputs = forward(network._params, activations, xb)
+        masks = network._dropout_masks(len(rows), dropout_seed, batch)
+        zs, outputs = forward(network._params, activations, xb, masks)
         loss = loss_sum(network.loss, activations[-1], zs[-1], outputs[-1], yb)
         if not np.isfinite(loss):
             return loss_total, samples, batch, False
-        grads = backward(network._params, activations, network.loss, xb, yb, zs, outputs)
+        grads = backward(network._params, activations, network.loss, xb, yb, zs, outputs, masks)
         if clip_norm > 0:
             grads = clip_gradient_norm(grads, clip_norm)
         state.step(network._params, grads)
@@ -442,14 +494,21 @@ class Network(BaseNetwork):
         zs, outputs = forward(self._params, activations, X)
         return outputs[-1], loss_sum(self.loss, activations[-1], zs[-1], outputs[-1], targets)
 
-    def _train_epoch(self, state, X, targets, order, batch_size, clip_norm, catch_interrupt):
-        return train_epoch(self, state, X, targets, order, batch_size, clip_norm)
+    def _dropout_masks(self, rows, seed, batch):
+        if not self.has_dropout:
+            return None
+        rates = [layer.dropout for layer in self.layers]
+        return dropout_masks(rates, rows, self.sizes[1:], seed, batch, self.dtype)
 
-    def _gradients(self, X, targets):
+    def _train_epoch(self, state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed):
+        return train_epoch(self, state, X, targets, order, batch_size, clip_norm, dropout_seed)
+
+    def _gradients(self, X, targets, dropout_seed):
         activations = [layer.activation for layer in self.layers]
-        zs, outputs = forward(self._params, activations, X)
+        masks = None if dropout_seed is None else self._dropout_masks(len(X), dropout_seed, 0)
+        zs, outputs = forward(self._params, activations, X, masks)
         loss = loss_sum(self.loss, activations[-1], zs[-1], outputs[-1], targets) / len(X)
-        return loss, backward(self._params, activations, self.loss, X, targets, zs, outputs)
+        return loss, backward(self._params, activations, self.loss, X, targets, zs, outputs, masks)
 
     def _new_optimizer_state(self, optimizer):
         if optimizer._core_class not in OPTIMIZER_STATES:

@@ -2,6 +2,7 @@
 // A stack of dense layers with one loss, the buffers one batch needs, and the passes over them.
 
 #include <algorithm>
+#include <cstdint>
 #include <initializer_list>
 #include <cassert>
 #include <stdexcept>
@@ -10,6 +11,7 @@
 
 #include "fastgd/activations.hpp"
 #include "fastgd/dense.hpp"
+#include "fastgd/dropout.hpp"
 #include "fastgd/losses.hpp"
 
 namespace fastgd {
@@ -19,14 +21,17 @@ struct DenseLayer {
   Matrix<T> w;     // (n_in, n_out)
   RowVector<T> b;  // (n_out)
   Activation activation;
+  double dropout = 0.0;  // rate at which training drops this layer's outputs
 };
 
 template <typename T>
 class Network {
  public:
-  // sizes = [n_in, n_1, ..., n_out]; one activation per layer. Weights start at zero: callers
-  // initialize them (the Python layer draws them from its seeded generator).
-  Network(const std::vector<Index>& sizes, const std::vector<Activation>& activations, Loss loss)
+  // sizes = [n_in, n_1, ..., n_out]; one activation per layer; dropout rates per layer, or none.
+  // Weights start at zero: callers initialize them (the Python layer draws them from its seeded
+  // generator).
+  Network(const std::vector<Index>& sizes, const std::vector<Activation>& activations, Loss loss,
+          const std::vector<double>& dropout = {})
       : loss(loss) {
     if (sizes.size() < 2) throw std::invalid_argument("a network needs at least 2 layer sizes");
     if (activations.size() != sizes.size() - 1) {
@@ -43,11 +48,28 @@ class Network {
                         RowVector<T>::Zero(sizes[l + 1]), activations[l]});
     }
     check_loss_output(loss, layers.back().activation);
+    if (dropout.empty()) return;
+    if (dropout.size() != layers.size()) {
+      throw std::invalid_argument("expected one dropout rate per layer");
+    }
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      check_dropout_rate(dropout[l]);
+      layers[l].dropout = dropout[l];
+    }
+    if (dropout.back() != 0.0) {
+      throw std::invalid_argument("dropout is only allowed on hidden layers, not the output layer");
+    }
   }
 
   std::vector<Index> sizes() const {
     std::vector<Index> result{n_in()};
     for (const auto& layer : layers) result.push_back(layer.w.cols());
+    return result;
+  }
+
+  std::vector<double> dropout_rates() const {
+    std::vector<double> result;
+    for (const auto& layer : layers) result.push_back(layer.dropout);
     return result;
   }
 
@@ -61,6 +83,12 @@ class Network {
 
 enum class Purpose { inference, training };
 
+// Which masks a training batch draws: those of `batch` (its index in the epoch) under `seed`.
+struct DropoutBatch {
+  std::uint64_t seed = 0;
+  std::uint64_t batch = 0;
+};
+
 // Buffers for batches of up to `capacity` rows; a pass uses the first m rows of each. Inference
 // needs only z, a and the forward products' packing buffers; training adds the rest.
 template <typename T>
@@ -68,10 +96,14 @@ struct Workspace {
   Index capacity = 0;
   bool training = false;            // whether the buffers of the backward pass exist
   std::vector<Index> sizes;         // the layer sizes of the network the buffers were made for
+  std::vector<double> dropout;      // and its dropout rates
+  bool dropout_applied = false;     // whether the last forward pass dropped units
   Matrix<T> x;                      // (capacity, n_in) the gathered input batch
   Matrix<T> y;                      // (capacity, n_out) the gathered targets
   std::vector<Matrix<T>> z;         // [l] (capacity, n_out_l) pre-activations
   std::vector<Matrix<T>> a;         // [l] (capacity, n_out_l) activations
+  std::vector<Matrix<T>> mask;      // [l] (capacity, n_out_l) dropout scales; empty without dropout
+  std::vector<Matrix<T>> dropped;   // [l] (capacity, n_out_l) a ⊙ mask; empty without dropout
   std::vector<Matrix<T>> dz;        // [l] (capacity, n_out_l) dC/dz; holds dC/da before the Jacobian
   std::vector<Matrix<T>> dw;        // [l] (n_in_l, n_out_l)
   std::vector<RowVector<T>> db;     // [l] (n_out_l)
@@ -102,7 +134,14 @@ struct Workspace {
     }
   }
 
-  bool fits(const Network<T>& net) const { return sizes == net.sizes(); }
+  bool fits(const Network<T>& net) const {
+    return sizes == net.sizes() && dropout == net.dropout_rates();
+  }
+
+  // The input of layer l + 1 in the last forward pass.
+  const Matrix<T>& output(const Network<T>& net, std::size_t l) const {
+    return dropout_applied && net.layers[l].dropout > 0.0 ? dropped[l] : a[l];
+  }
 
  private:
   void allocate(const Network<T>& net, Index rows, bool with_training) {
@@ -110,6 +149,7 @@ struct Workspace {
     capacity = rows;
     training = with_training;
     sizes = net.sizes();
+    dropout = net.dropout_rates();
     z.resize(L), a.resize(L), gemm_forward.resize(L);
     for (std::size_t l = 0; l < L; ++l) {
       z[l].resize(capacity, net.layers[l].w.cols());
@@ -119,8 +159,13 @@ struct Workspace {
     x.resize(capacity, net.n_in());
     y.resize(capacity, net.n_out());
     dz.resize(L), dw.resize(L), db.resize(L), gemm_dw.resize(L), gemm_dx.resize(L);
+    mask.resize(L), dropped.resize(L);
     for (std::size_t l = 0; l < L; ++l) {
       const auto& layer = net.layers[l];
+      if (layer.dropout > 0.0) {
+        mask[l].resize(capacity, layer.w.cols());
+        dropped[l].resize(capacity, layer.w.cols());
+      }
       dz[l].resize(capacity, layer.w.cols());
       dw[l].resize(layer.w.rows(), layer.w.cols());
       db[l].resize(layer.w.cols());
@@ -128,11 +173,16 @@ struct Workspace {
   }
 };
 
-// Fills ws.z and ws.a for the rows of x; x is (m, n_in) with m <= ws.capacity.
+// Fills ws.z and ws.a for the rows of x; x is (m, n_in) with m <= ws.capacity. With `dropout`
+// (training only) every layer with a rate also fills ws.mask and ws.dropped, and the next layer
+// reads ws.dropped.
 template <typename T>
-void forward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x) {
+void forward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x,
+             const DropoutBatch* dropout = nullptr) {
   const Index m = x.rows();
   assert(m <= ws.capacity);
+  assert(!dropout || ws.training);
+  ws.dropout_applied = dropout != nullptr;
   for (std::size_t l = 0; l < net.layers.size(); ++l) {
     const auto& layer = net.layers[l];
     auto z = ws.z[l].topRows(m);
@@ -140,14 +190,19 @@ void forward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x) {
     if (l == 0) {
       dense_forward<T>(z, x, layer.w, layer.b, ws.gemm_forward[l]);
     } else {
-      dense_forward<T>(z, ws.a[l - 1].topRows(m), layer.w, layer.b, ws.gemm_forward[l]);
+      dense_forward<T>(z, ws.output(net, l - 1).topRows(m), layer.w, layer.b, ws.gemm_forward[l]);
     }
     activate<T>(layer.activation, a, z);
+    if (dropout && layer.dropout > 0.0) {
+      auto mask = ws.mask[l].topRows(m);
+      dropout_mask<T>(mask, dropout->seed, dropout->batch, l, layer.dropout);
+      ws.dropped[l].topRows(m).array() = a.array() * mask.array();
+    }
   }
 }
 
-// After forward on the same x: fills ws.dw and ws.db with the gradient of the mean loss over
-// the m rows. x is (m, n_in), y is (m, n_out).
+// After forward on the same x, with or without dropout: fills ws.dw and ws.db with the gradient
+// of the mean loss over the m rows. x is (m, n_in), y is (m, n_out).
 template <typename T>
 void backward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x, ConstMatrixRef<T> y) {
   const Index m = x.rows();
@@ -161,10 +216,15 @@ void backward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x, Cons
       dense_backward_params<T>(ws.dw[l], ws.db[l], dz, x, ws.gemm_dw[l]);
       break;
     }
-    dense_backward_params<T>(ws.dw[l], ws.db[l], dz, ws.a[l - 1].topRows(m), ws.gemm_dw[l]);
+    dense_backward_params<T>(ws.dw[l], ws.db[l], dz, ws.output(net, l - 1).topRows(m),
+                             ws.gemm_dw[l]);
     auto dz_prev = ws.dz[l - 1].topRows(m);
     dense_backward_input<T>(dz_prev, dz, layer.w, ws.gemm_dx[l]);
     const auto& prev = net.layers[l - 1];
+    // dC/da = dC/d(a ⊙ mask) ⊙ mask
+    if (ws.dropout_applied && prev.dropout > 0.0) {
+      dz_prev.array() *= ws.mask[l - 1].topRows(m).array();
+    }
     apply_jacobian<T>(prev.activation, dz_prev, ws.z[l - 1].topRows(m), ws.a[l - 1].topRows(m),
                       dz_prev);
   }

@@ -22,6 +22,7 @@ struct EpochResult {
 struct TrainOptions {
   Index batch_size = 32;
   double clip_norm = 0.0;                  // clip the gradient's global norm to this; 0 = off
+  std::uint64_t dropout_seed = 0;          // batch b of the epoch draws the masks of (seed, b)
   const std::atomic<bool>* stop = nullptr;  // checked before every batch
 };
 
@@ -79,7 +80,8 @@ EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& 
     }
     const auto xb = ws.x.topRows(m);
     const auto yb = ws.y.topRows(m);
-    forward<T>(ws, net, xb);
+    const DropoutBatch dropout{options.dropout_seed, std::uint64_t(result.batches)};
+    forward<T>(ws, net, xb, &dropout);
     const double loss = batch_loss_sum<T>(ws, net, yb);
     if (!std::isfinite(loss)) {
       result.failed_batch = result.batches;
