@@ -63,6 +63,7 @@ struct BoundNetwork {
 
   fastgd::Network<T> net;
   fastgd::Workspace<T> ws;
+  fastgd::Progress progress;
   std::shared_mutex lock;
   std::mutex pool_lock;
   std::vector<std::unique_ptr<fastgd::Workspace<T>>> idle;
@@ -176,10 +177,11 @@ void define_for(py::module_& m, const char* suffix) {
       .def("train_epoch",
            [](Bound& self, fastgd::Optimizer<T>& optimizer, ConstMatrixRef<T> x, ConstMatrixRef<T> y,
               std::optional<py::array_t<std::int64_t, py::array::c_style>> order, Index batch_size,
-              double clip_norm, bool catch_interrupt, std::uint64_t dropout_seed) {
+              double clip_norm, bool catch_interrupt, std::uint64_t dropout_seed, Index first_batch) {
              require_input(self.net, x);
              require_shape("y", y.rows(), y.cols(), x.rows(), self.net.n_out());
              if (batch_size < 1) throw std::invalid_argument("batch_size must be at least 1");
+             if (first_batch < 0) throw std::invalid_argument("first_batch must be at least 0");
              if (!(clip_norm >= 0.0)) throw std::invalid_argument("clip_norm must be 0 (off) or positive");
              if (!optimizer.fits(self.net)) {
                throw std::invalid_argument("the optimizer's state belongs to a network of another shape");
@@ -208,6 +210,8 @@ void define_for(py::module_& m, const char* suffix) {
                options.batch_size = batch_size;
                options.clip_norm = clip_norm;
                options.dropout_seed = dropout_seed;
+               options.first_batch = first_batch;
+               options.progress = &self.progress;
                options.stop = catch_interrupt ? &interrupt_requested : nullptr;
                result = fastgd::train_epoch<T>(self.net, optimizer, self.ws, x, y, rows, options);
              }
@@ -216,13 +220,21 @@ void define_for(py::module_& m, const char* suffix) {
            },
            py::arg("optimizer"), py::arg("x").noconvert(), py::arg("y").noconvert(), py::arg("order"),
            py::arg("batch_size"), py::arg("clip_norm") = 0.0, py::arg("catch_interrupt") = false,
-           py::arg("dropout_seed") = 0,
+           py::arg("dropout_seed") = 0, py::arg("first_batch") = 0,
            "Train on the rows of x in `order` (or in turn), batch by batch, with the GIL released.\n"
-           "Batch b draws its dropout masks from (dropout_seed, b).\n"
+           "Batch b of this call is batch first_batch + b of the epoch, and draws its dropout\n"
+           "masks from (dropout_seed, first_batch + b).\n"
            "Returns (loss_sum, samples, failed_batch, interrupted): failed_batch is -1 unless a\n"
            "batch's loss (not applied) or the weights at the epoch's end were not finite;\n"
            "interrupted is true when Ctrl-C (caught only with catch_interrupt, from the main\n"
            "thread) stopped the epoch at a batch boundary.")
+      .def("progress", [](const Bound& self) {
+             return py::make_tuple(self.progress.batches.load(), self.progress.samples.load(),
+                                   self.progress.loss_sum.load());
+           },
+           "(batches, samples, loss_sum) trained since reset_progress(); safe to call from another\n"
+           "thread while train_epoch runs.")
+      .def("reset_progress", [](Bound& self) { self.progress.reset(); })
       .def("gradients", [](Bound& self, ConstMatrixRef<T> x, ConstMatrixRef<T> y,
                            std::optional<std::uint64_t> dropout_seed) {
              require_input(self.net, x);

@@ -6,6 +6,7 @@ from .callbacks import Callback, CosineDecay, EarlyStopping, ExponentialDecay, R
 from .io import ModelFormatError, load
 from .network import Dense, History, Network, TrainingDiverged
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .plotting import plot_history
 
 __version__ = _core.__version__
 
@@ -34,6 +35,7 @@ __all__ = [
     "interop",
     "io",
     "load",
+    "plot_history",
     "reference",
     "set_num_threads",
     "__version__",

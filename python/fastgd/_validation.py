@@ -92,11 +92,12 @@ def _as_float_array(X, dtype, name):
         raise TypeError(f"{name} could not be read as an array of numbers: {exc}") from None
 
 
-def to_engine(array, dtype, name):
+def to_engine(array, dtype, name, first_row=0):
     """2-D `array` as the engine reads it: C-contiguous, aligned, of `dtype`, all finite.
 
     Copies only when needed. NaN or Inf, and values beyond the range of `dtype`, raise a
-    ValueError naming their row and column.
+    ValueError naming their row (counted from `first_row`, for a part of a larger array) and
+    column.
     """
     with np.errstate(over="ignore"):
         converted = np.require(array, dtype=dtype, requirements=["C_CONTIGUOUS", "ALIGNED"])
@@ -109,8 +110,10 @@ def to_engine(array, dtype, name):
         row, col = where
         value = array[row, col]
         if np.isfinite(value):
-            raise ValueError(f"{name} holds {value:g} at row {row}, column {col}, beyond the range of {dtype.name}")
-        raise ValueError(f"{name} contains NaN or Inf (first at row {row}, column {col})")
+            raise ValueError(
+                f"{name} holds {value:g} at row {first_row + row}, column {col}, beyond the range of {dtype.name}"
+            )
+        raise ValueError(f"{name} contains NaN or Inf (first at row {first_row + row}, column {col})")
     return converted
 
 
@@ -123,8 +126,12 @@ def engine_ready(X, n_in, dtype):
     return X.ndim == 2 and X.shape[1] == n_in and X.strides == (n_in * X.itemsize, X.itemsize)
 
 
-def prepare_X(X, n_in, dtype, name="X", allow_1d=False):
-    """Return X as a C-contiguous (n, n_in) array of `dtype`, and whether it was one 1-D sample."""
+def prepare_X(X, n_in, dtype, name="X", allow_1d=False, convert=True):
+    """Return X as a C-contiguous (n, n_in) array of `dtype`, and whether it was one 1-D sample.
+
+    With convert=False the shape and dtype kind are checked but X is returned as it is, for
+    callers that convert it part by part.
+    """
     array = _as_float_array(X, dtype, name)
     single = False
     if array.ndim == 1 and allow_1d:
@@ -137,7 +144,7 @@ def prepare_X(X, n_in, dtype, name="X", allow_1d=False):
         raise ValueError(f"{name} is empty (0 samples)")
     if array.shape[1] != n_in:
         raise ValueError(f"{name} has {array.shape[1]} features, but the network's input layer takes {n_in}")
-    return to_engine(array, dtype, name), single
+    return (to_engine(array, dtype, name) if convert else array), single
 
 
 def prepare_targets(y, n_samples, n_out, dtype, name="y", x_name="X"):

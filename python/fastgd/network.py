@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import mmap
 import os
+import sys
 import threading
 import time
 
@@ -107,6 +109,69 @@ INITIALIZERS = {
     # He et al. (2015), for ReLU layers: W ~ N(0, 2/n_in)
     "he_normal": lambda rng, n_in, n_out: rng.standard_normal((n_in, n_out)) * math.sqrt(2 / n_in),
 }
+
+
+# Arrays mapped from files (np.memmap) are trained on and evaluated this many bytes at a time,
+# so that only one part of the file is in memory.
+STREAM_CHUNK_BYTES = 64 * 2**20
+
+
+def _streamed(X):
+    return isinstance(X, np.memmap)
+
+
+def _chunk_rows(X, dtype, multiple=1):
+    """Rows per part of a streamed X: about STREAM_CHUNK_BYTES once converted, a multiple of `multiple`."""
+    rows = STREAM_CHUNK_BYTES // (X.shape[1] * max(dtype.itemsize, X.dtype.itemsize))
+    return max(multiple, rows // multiple * multiple)
+
+
+def _release_pages(X):
+    """Let the kernel drop the pages of a memory-mapped X that training has read."""
+    while X is not None and getattr(X, "_mmap", None) is None:
+        X = X.base if isinstance(X, np.ndarray) else None
+    if X is not None and hasattr(mmap, "MADV_DONTNEED"):
+        X._mmap.madvise(mmap.MADV_DONTNEED)
+
+
+class _NoProgress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return None
+
+
+class _EpochProgress:
+    """A tqdm bar for one epoch, fed every 0.1 s from the engine's progress counters by a thread
+    of its own while the epoch runs without the GIL."""
+
+    def __init__(self, read, total_batches, description):
+        from tqdm import tqdm
+
+        self._read = read
+        self._bar = tqdm(total=total_batches, desc=description, unit="batch", leave=False, file=sys.stderr, dynamic_ncols=True)
+        self._started = time.perf_counter()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._done.set()
+        self._thread.join()
+        self._bar.close()
+
+    def _poll(self):
+        while not self._done.wait(0.1):
+            batches, samples, loss_sum = self._read()
+            self._bar.n = batches
+            if samples:
+                rate = samples / max(time.perf_counter() - self._started, 1e-9)
+                self._bar.set_postfix_str(f"loss {loss_sum / samples:.4f}, {rate:,.0f} samples/s", refresh=False)
+            self._bar.refresh()
 
 
 def _array_keys(arrays):
@@ -298,17 +363,66 @@ class BaseNetwork:
         dict
             ``{"loss": float, "accuracy": float}``; ``accuracy`` only for classification.
         """
-        X, _ = prepare_X(X, self.n_in, self.dtype)
+        X, _ = prepare_X(X, self.n_in, self.dtype, convert=not _streamed(X))
         targets, labels = prepare_targets(y, len(X), self.n_out, self.dtype)
-        return self._evaluate_prepared(X, targets, labels)
+        return self._evaluate_prepared(X, targets, labels, "X")
 
-    def _evaluate_prepared(self, X, targets, labels):
-        out, loss_sum = self._evaluate(X, targets)
+    def _evaluate_prepared(self, X, targets, labels, name="X_val"):
+        classify = labels is not None and (self.n_out > 1 or self.layers[-1].activation == "sigmoid")
+        loss_sum, correct = 0.0, 0
+        for start, stop, chunk in self._parts(X, name):
+            out, part_loss = self._evaluate(chunk, targets[start:stop])
+            loss_sum += part_loss
+            if classify:
+                predicted = out.argmax(axis=1) if self.n_out > 1 else (out[:, 0] > 0.5)
+                correct += int(np.count_nonzero(predicted == labels[start:stop]))
         result = {"loss": loss_sum / len(X)}
-        if labels is not None and (self.n_out > 1 or self.layers[-1].activation == "sigmoid"):
-            predicted = out.argmax(axis=1) if self.n_out > 1 else (out[:, 0] > 0.5)
-            result["accuracy"] = float(np.mean(predicted == labels))
+        if classify:
+            result["accuracy"] = correct / len(X)
         return result
+
+    def _parts(self, X, name, rows=None, starts=None):
+        """(start, stop, X[start:stop] ready for the engine) over X: one part for an array in
+        memory, parts of `rows` rows (in the order of `starts`) for a streamed one."""
+        if not _streamed(X):
+            yield 0, len(X), X
+            return
+        rows = rows or _chunk_rows(X, self.dtype)
+        for start in range(0, len(X), rows) if starts is None else starts:
+            stop = min(start + rows, len(X))
+            yield start, stop, to_engine(X[start:stop], self.dtype, name, first_row=start)
+            _release_pages(X)
+
+    def _run_epoch(self, state, X, targets, rng, shuffle, batch_size, clip_norm, catch_interrupt):
+        """One epoch over X; returns (loss_sum, samples, failed_batch, interrupted) as the engine does."""
+        if not _streamed(X):
+            order = rng.permutation(len(X)) if shuffle else None
+            dropout_seed = self._draw_dropout_seed(rng)
+            return self._train_epoch(state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, 0)
+        rows = _chunk_rows(X, self.dtype, multiple=batch_size)
+        starts = np.arange(0, len(X), rows)
+        if shuffle:
+            starts = rng.permutation(starts)
+        dropout_seed = self._draw_dropout_seed(rng)
+        loss_total, samples_total, first_batch = 0.0, 0, 0
+        for start, stop, part in self._parts(X, "X", rows, starts):
+            order = rng.permutation(stop - start) if shuffle else None
+            loss_sum, samples, failed, interrupted = self._train_epoch(
+                state, part, targets[start:stop], order, batch_size, clip_norm, catch_interrupt, dropout_seed, first_batch
+            )
+            loss_total, samples_total = loss_total + loss_sum, samples_total + samples
+            if failed >= 0 or interrupted:
+                return loss_total, samples_total, first_batch + failed if failed >= 0 else -1, interrupted
+            first_batch += math.ceil((stop - start) / batch_size)
+        return loss_total, samples_total, -1, False
+
+    def _epoch_progress(self, show, total_batches, description):
+        reader = self._progress_reader()
+        if reader is not None:
+            self._reset_progress()
+        if not show:
+            return _NoProgress()
+        return _EpochProgress(reader, total_batches, description)
 
     def train_step(self, X, y, optimizer):
         """One update on one batch (all of X); returns that batch's mean loss before the update."""
@@ -316,7 +430,7 @@ class BaseNetwork:
         targets, _ = prepare_targets(y, len(X), self.n_out, self.dtype)
         state = self._optimizer_state(optimizer)
         dropout_seed = self._draw_dropout_seed(self._dropout_rng)
-        loss_sum, samples, failed, _ = self._train_epoch(state, X, targets, None, len(X), 0.0, False, dropout_seed)
+        loss_sum, samples, failed, _ = self._train_epoch(state, X, targets, None, len(X), 0.0, False, dropout_seed, 0)
         if failed >= 0:
             # No copy is kept per step: a batch whose loss is not finite is never applied, and
             # an update that overflows the weights is reported as such.
@@ -348,6 +462,11 @@ class BaseNetwork:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_in)
+            An ``np.memmap`` (for example from ``np.load(path, mmap_mode="r")``) is streamed:
+            read, converted, checked and trained on about 64 MB at a time, the pages read
+            released after each part, so files larger than memory train in bounded memory.
+            Shuffling then visits the parts in random order and the rows of each part in random
+            order. The same holds for a memory-mapped ``X_val``.
         y : array-like of shape (n_samples,) with class labels, or (n_samples, n_out) targets
         epochs : int, default 1
             The epoch to train up to; with `resume`, counting the epochs already done.
@@ -364,7 +483,9 @@ class BaseNetwork:
         seed : int, optional
             Seed of the shuffling order and of the dropout masks.
         verbose : int, default 1
-            0 is silent; 1 prints one line per epoch.
+            0 is silent; 1 prints one line per epoch and, when stderr is a terminal, a progress
+            bar during it (batches done, samples/s, running loss, time left); 2 prints only the
+            lines.
         callbacks : sequence of Callback
             Called around every epoch; one whose ``on_epoch_end`` returns True ends training.
         early_stopping : EarlyStopping, optional
@@ -392,9 +513,10 @@ class BaseNetwork:
             When a loss or the weights become NaN or Inf; the weights and optimizer state are
             first restored to those at the start of that epoch.
         """
-        X, _ = prepare_X(X, self.n_in, self.dtype)
+        X, _ = prepare_X(X, self.n_in, self.dtype, convert=not _streamed(X))
         targets, labels = prepare_targets(y, len(X), self.n_out, self.dtype)
         epochs = check_int(epochs, "epochs", 1)
+        verbose = check_int(verbose, "verbose", 0)
         clip_norm = 0.0 if clip_norm is None else check_real(clip_norm, "clip_norm", strictly_positive=True)
         validation_split = check_real(validation_split, "validation_split", minimum=0.0)
         validation = None
@@ -409,7 +531,8 @@ class BaseNetwork:
         elif validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a tuple (X_val, y_val)")
-            X_val, _ = prepare_X(validation_data[0], self.n_in, self.dtype, name="X_val")
+            X_val = validation_data[0]
+            X_val, _ = prepare_X(X_val, self.n_in, self.dtype, name="X_val", convert=not _streamed(X_val))
             validation = (X_val,) + prepare_targets(
                 validation_data[1], len(X_val), self.n_out, self.dtype, name="y_val", x_name="X_val"
             )
@@ -436,11 +559,17 @@ class BaseNetwork:
                     callback.on_epoch_begin(epoch)
                 state = self._optimizer_state(optimizer)
                 saved = ([(W.copy(), b.copy()) for W, b in self.params], state.get_state())
-                order = rng.permutation(len(X)) if shuffle else None
-                dropout_seed = self._draw_dropout_seed(rng)
-                loss_sum, samples, failed, interrupted = self._train_epoch(
-                    state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed
-                )
+                show_bar = verbose == 1 and self._progress_reader() is not None and sys.stderr.isatty()
+                try:
+                    with self._epoch_progress(show_bar, math.ceil(len(X) / batch_size), f"epoch {epoch}/{epochs}"):
+                        loss_sum, samples, failed, interrupted = self._run_epoch(
+                            state, X, targets, rng, shuffle, batch_size, clip_norm, catch_interrupt
+                        )
+                except ValueError:
+                    # bad values found in a streamed part: leave nothing half-trained
+                    self.params = saved[0]
+                    state.set_state(saved[1])
+                    raise
                 if failed >= 0:
                     self.params = saved[0]
                     state.set_state(saved[1])
@@ -573,6 +702,13 @@ class BaseNetwork:
                 raise ValueError(f"dropout_seed must be below 2**64, got {dropout_seed}")
         return self._gradients(X, targets, dropout_seed)
 
+    def _progress_reader(self):
+        """A function giving (batches, samples, loss_sum) trained so far in this epoch, or None."""
+        return None
+
+    def _reset_progress(self):
+        pass
+
     def _optimizer_state(self, optimizer):
         if not isinstance(optimizer, Optimizer):
             what = f"the class {optimizer.__name__}" if isinstance(optimizer, type) else repr(optimizer)
@@ -655,8 +791,16 @@ class Network(BaseNetwork):
         out = np.empty((len(X), self.n_out), dtype=self.dtype)
         return out, self._core.evaluate(out, X, targets)
 
-    def _train_epoch(self, state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed):
-        return self._core.train_epoch(state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed)
+    def _train_epoch(self, state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, first_batch):
+        return self._core.train_epoch(
+            state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, first_batch
+        )
+
+    def _progress_reader(self):
+        return self._core.progress
+
+    def _reset_progress(self):
+        self._core.reset_progress()
 
     def _gradients(self, X, targets, dropout_seed):
         return self._core.gradients(X, targets, dropout_seed)

@@ -447,10 +447,11 @@ def clip_gradient_norm(grads, max_norm):
     return grads
 
 
-def train_epoch(network, state, X, targets, order, batch_size, clip_norm=0.0, dropout_seed=0):
+def train_epoch(network, state, X, targets, order, batch_size, clip_norm=0.0, dropout_seed=0, first_batch=0):
     """Mini-batch gradient descent over X in `order`; returns (loss_sum, samples, failed_batch, False).
 
-    Batch b draws its dropout masks from (dropout_seed, b)."""
+    Batch b is batch first_batch + b of the epoch and draws its dropout masks from
+    (dropout_seed, first_batch + b)."""
     n = len(X)
     order = np.arange(n) if order is None else order
     loss_total, samples = 0.0, 0
@@ -458,7 +459,7 @@ def train_epoch(network, state, X, targets, order, batch_size, clip_norm=0.0, dr
     for batch, start in enumerate(range(0, n, batch_size)):
         rows = order[start:start + batch_size]
         xb, yb = X[rows], targets[rows]
-        masks = network._dropout_masks(len(rows), dropout_seed, batch)
+        masks = network._dropout_masks(len(rows), dropout_seed, first_batch + batch)
         zs, outputs = forward(network._params, activations, xb, masks)
         loss = loss_sum(network.loss, activations[-1], zs[-1], outputs[-1], yb)
         if not np.isfinite(loss):
@@ -500,8 +501,8 @@ class Network(BaseNetwork):
         rates = [layer.dropout for layer in self.layers]
         return dropout_masks(rates, rows, self.sizes[1:], seed, batch, self.dtype)
 
-    def _train_epoch(self, state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed):
-        return train_epoch(self, state, X, targets, order, batch_size, clip_norm, dropout_seed)
+    def _train_epoch(self, state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, first_batch):
+        return train_epoch(self, state, X, targets, order, batch_size, clip_norm, dropout_seed, first_batch)
 
     def _gradients(self, X, targets, dropout_seed):
         activations = [layer.activation for layer in self.layers]

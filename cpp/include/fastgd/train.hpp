@@ -19,11 +19,32 @@ struct EpochResult {
   bool interrupted = false;  // stopped at a batch boundary because *stop became true
 };
 
+// What training has done since the last reset, for another thread to read while it runs; one
+// thread writes it.
+struct Progress {
+  std::atomic<Index> batches{0};
+  std::atomic<Index> samples{0};
+  std::atomic<double> loss_sum{0.0};
+
+  void reset() {
+    batches.store(0), samples.store(0), loss_sum.store(0.0);
+  }
+
+  void add_batch(Index m, double loss) {
+    constexpr auto relaxed = std::memory_order_relaxed;
+    loss_sum.store(loss_sum.load(relaxed) + loss, relaxed);
+    samples.store(samples.load(relaxed) + m, relaxed);
+    batches.store(batches.load(relaxed) + 1, relaxed);
+  }
+};
+
 struct TrainOptions {
   Index batch_size = 32;
   double clip_norm = 0.0;                  // clip the gradient's global norm to this; 0 = off
   std::uint64_t dropout_seed = 0;          // batch b of the epoch draws the masks of (seed, b)
+  Index first_batch = 0;                   // index in the epoch of this call's first batch
   const std::atomic<bool>* stop = nullptr;  // checked before every batch
+  Progress* progress = nullptr;            // added to after every batch
 };
 
 // torch.nn.utils.clip_grad_norm_: with ‖g‖ the 2-norm of all gradients together, scale every
@@ -80,7 +101,8 @@ EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& 
     }
     const auto xb = ws.x.topRows(m);
     const auto yb = ws.y.topRows(m);
-    const DropoutBatch dropout{options.dropout_seed, std::uint64_t(result.batches)};
+    const DropoutBatch dropout{options.dropout_seed,
+                               std::uint64_t(options.first_batch + result.batches)};
     forward<T>(ws, net, xb, &dropout);
     const double loss = batch_loss_sum<T>(ws, net, yb);
     if (!std::isfinite(loss)) {
@@ -92,6 +114,7 @@ EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& 
     optimizer.step(net, ws);
     result.loss_sum += loss;
     result.samples += m;
+    if (options.progress) options.progress->add_batch(m, loss);
   }
   if (result.batches > 0 && !weights_finite(net)) result.failed_batch = result.batches - 1;
   return result;
