@@ -30,7 +30,7 @@ from . import datasets, plotting
 from ._core import __version__, get_num_threads, set_num_threads
 from ._validation import ACTIVATIONS, LOSSES
 from .callbacks import Callback
-from .io import write_atomically
+from .io import _finite_json, write_atomically
 from .io import load as load_model
 from .io import load_checkpoint
 from .network import Network, TrainingDiverged
@@ -358,20 +358,7 @@ def _say(*lines):
 
 
 def _json_line(document):
-    print(json.dumps(_finite(document), allow_nan=False), flush=True)
-
-
-def _finite(value):
-    """`value` with NaN and Inf replaced by None, so that it is strict JSON."""
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
+    print(json.dumps(_finite_json(document), allow_nan=False), flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
