@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import mmap
 import os
@@ -132,14 +133,6 @@ def _release_pages(X):
         X = X.base if isinstance(X, np.ndarray) else None
     if X is not None and hasattr(mmap, "MADV_DONTNEED"):
         X._mmap.madvise(mmap.MADV_DONTNEED)
-
-
-class _NoProgress:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        return None
 
 
 class _EpochProgress:
@@ -274,6 +267,7 @@ class BaseNetwork:
 
     @property
     def has_dropout(self):
+        """Whether any layer drops units in training."""
         return any(layer.dropout for layer in self.layers)
 
     def _draw_dropout_seed(self, rng):
@@ -421,7 +415,7 @@ class BaseNetwork:
         if reader is not None:
             self._reset_progress()
         if not show:
-            return _NoProgress()
+            return contextlib.nullcontext()
         return _EpochProgress(reader, total_batches, description)
 
     def train_step(self, X, y, optimizer):
