@@ -6,10 +6,14 @@
 #ifndef FASTGD_VERSION
 #define FASTGD_VERSION "dev"
 #endif
+#ifndef FASTGD_MODULE_NAME
+#define FASTGD_MODULE_NAME _core_baseline
+#define FASTGD_ISA "baseline"
+#endif
 
 namespace py = pybind11;
 
-PYBIND11_MODULE(_core, m) {
+PYBIND11_MODULE(FASTGD_MODULE_NAME, m) {
   m.doc() = "fastgd's compiled engine: dense networks, backpropagation and optimizers in C++/Eigen.";
   m.attr("__version__") = FASTGD_VERSION;
   fastgd_bindings::define_optimizers(m);
@@ -26,7 +30,14 @@ PYBIND11_MODULE(_core, m) {
     info["version"] = FASTGD_VERSION;
     info["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) +
                     "." + std::to_string(EIGEN_MINOR_VERSION);
+    info["isa"] = FASTGD_ISA;
     info["simd"] = Eigen::SimdInstructionSetsInUse();
+    info["float32_lanes"] = int(Eigen::internal::packet_traits<float>::size);
+#ifdef EIGEN_VECTORIZE_FMA
+    info["fma"] = true;
+#else
+    info["fma"] = false;
+#endif
 #ifdef _OPENMP
     info["openmp"] = true;
 #else
@@ -44,6 +55,6 @@ PYBIND11_MODULE(_core, m) {
 #endif
     info["compiler"] = __VERSION__;
     return info;
-  }, "How this extension was built: Eigen version, SIMD instruction sets, OpenMP, assertions,\n"
+  }, "How this extension was built: instruction-set level, Eigen version, SIMD instruction sets, OpenMP, assertions,\n"
         "sanitizers, compiler.");
 }

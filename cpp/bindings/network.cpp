@@ -123,6 +123,50 @@ py::array_t<T> view(T* data, std::vector<py::ssize_t> shape, py::handle owner) {
   return py::array_t<T>(shape, strides, data, owner);
 }
 
+// The array behind h when it can be read, or written, as an aligned C-contiguous T array in place.
+template <typename T>
+const py::detail::PyArray_Proxy* direct_array(py::handle h, bool writeable) {
+  if (!py::isinstance<py::array>(h)) return nullptr;
+  const auto* proxy = py::detail::array_proxy(h.ptr());
+  // Held for the life of the process: released at exit, it could outlive the interpreter.
+  static PyObject* const wanted = py::dtype::of<T>().release().ptr();
+  const int required = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_ |
+                       (writeable ? py::detail::npy_api::NPY_ARRAY_WRITEABLE_ : 0);
+  if ((proxy->flags & required) != required ||
+      !py::detail::npy_api::get().PyArray_EquivTypes_(proxy->descr, wanted)) {
+    return nullptr;
+  }
+  return proxy;
+}
+
+// net.predict(x, out=out)'s path: x (n_in) with out (n_out), or x (m, n_in) with out (m, n_out),
+// both C-contiguous T arrays and x finite, goes straight to the engine; returns false, having
+// done nothing, for anything else, which the Python layer then checks and explains.
+template <typename T>
+bool predict_direct(BoundNetwork<T>& self, py::handle out_handle, py::handle x_handle) {
+  const auto* x = direct_array<T>(x_handle, false);
+  const auto* out = direct_array<T>(out_handle, true);
+  if (!x || !out || x->nd != out->nd || x->nd < 1 || x->nd > 2) return false;
+  const bool single = x->nd == 1;
+  const Index rows = single ? 1 : Index(x->dimensions[0]);
+  const Index n_in = Index(x->dimensions[single ? 0 : 1]);
+  const Index n_out = Index(out->dimensions[single ? 0 : 1]);
+  if (rows < 1 || n_in != self.net.n_in() || n_out != self.net.n_out() ||
+      (!single && Index(out->dimensions[0]) != rows)) {
+    return false;
+  }
+  const Eigen::Map<const fastgd::Matrix<T>> x_map(reinterpret_cast<const T*>(x->data), rows, n_in);
+  if (!x_map.allFinite()) return false;
+  Eigen::Map<fastgd::Matrix<T>> out_map(reinterpret_cast<T*>(out->data), rows, n_out);
+  if (rows * n_in * self.net.layers.front().w.cols() < (Index(1) << 20)) {
+    self.predict(out_map, x_map, nullptr);  // too little work to let another thread in
+  } else {
+    py::gil_scoped_release release;
+    self.predict(out_map, x_map, nullptr);
+  }
+  return true;
+}
+
 template <typename T>
 void define_for(py::module_& m, const char* suffix) {
   using Bound = BoundNetwork<T>;
@@ -166,6 +210,10 @@ void define_for(py::module_& m, const char* suffix) {
              self.predict(out, x, nullptr);
            }, py::arg("out").noconvert(), py::arg("x").noconvert(),
            "Write the network's output for x (n, n_in) into out (n, n_out).")
+      .def("predict_direct", &predict_direct<T>, py::arg("out"), py::arg("x"),
+           "Write the output for x into out and return True when both are C-contiguous arrays of\n"
+           "the network's dtype and matching shapes (1-D for one sample) and x is finite; else\n"
+           "return False and do nothing.")
       .def("evaluate", [](Bound& self, MatrixRef<T> out, ConstMatrixRef<T> x, ConstMatrixRef<T> y) {
              require_input(self.net, x);
              require_shape("out", out.rows(), out.cols(), x.rows(), self.net.n_out());

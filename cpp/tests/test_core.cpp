@@ -647,6 +647,46 @@ void test_train_epoch() {
         cat("failed_batch ", overflowed.failed_batch, " steps ", huge_lr.steps));
 }
 
+// backward_and_step (the update riding on the gradient's product) against backward then step,
+// over several steps so that the velocity carries over, with dropout on a hidden layer.
+void test_fused_sgd_matches_separate_step() {
+  std::mt19937_64 rng(17);
+  Network<double> start({5, 7, 6, 3}, {Activation::relu, Activation::sigmoid, Activation::softmax},
+                        Loss::cross_entropy, {0.3, 0.0, 0.0});
+  randomize(start, rng);
+  const Mat x = random_matrix(4, 5, rng);
+  const Mat y = one_hot_rows(4, 3, rng);
+  for (const SGDHyperparameters hyper : {SGDHyperparameters{0.5, 0.0, false, 0.0},
+                                         SGDHyperparameters{0.5, 0.0, false, 0.1},
+                                         SGDHyperparameters{0.2, 0.9, false, 0.0},
+                                         SGDHyperparameters{0.2, 0.9, false, 0.05}}) {
+    Network<double> fused = start, separate = start;
+    SGD<double> fused_sgd(hyper), separate_sgd(hyper);
+    CHECK(fused_sgd.fuses_with_backward(), "SGD without Nesterov should fuse");
+    Workspace<double> fused_ws(fused, 4), separate_ws(separate, 4);
+    for (std::uint64_t step = 0; step < 3; ++step) {
+      const DropoutBatch dropout{9, step};
+      forward<double>(fused_ws, fused, x, &dropout);
+      backward_and_step<double>(fused_ws, fused, fused_sgd, x, y);
+      forward<double>(separate_ws, separate, x, &dropout);
+      backward<double>(separate_ws, separate, x, y);
+      separate_sgd.step(separate, separate_ws);
+    }
+    const std::string label = cat("lr ", hyper.lr, " momentum ", hyper.momentum, " decay ", hyper.weight_decay);
+    CHECK(max_parameter_diff(fused, separate) < 1e-14, cat(label, ": off by ", max_parameter_diff(fused, separate)));
+    CHECK(max_parameter_diff(fused, start) > 1e-3, cat(label, ": the fused steps did not train"));
+    CHECK(fused_sgd.steps == 3, cat(label, ": steps ", fused_sgd.steps));
+    for (std::size_t l = 0; l < fused_sgd.velocity_w.size(); ++l) {
+      const double diff = (fused_sgd.velocity_w[l] - separate_sgd.velocity_w[l]).cwiseAbs().maxCoeff() +
+                          (fused_sgd.velocity_b[l] - separate_sgd.velocity_b[l]).cwiseAbs().maxCoeff();
+      CHECK(diff < 1e-14, cat(label, ": velocity of layer ", l, " off by ", diff));
+    }
+    CHECK(fused_sgd.velocity_w.size() == separate_sgd.velocity_w.size(), label);
+  }
+  CHECK(!SGD<double>({0.1, 0.9, true, 0.0}).fuses_with_backward(), "Nesterov must not fuse");
+  CHECK(!Adam<double>(AdamHyperparameters{}).fuses_with_backward(), "Adam must not fuse");
+}
+
 void test_workspace_reserve() {
   const Network<double> net({3, 4, 2}, {Activation::relu, Activation::identity}, Loss::mse);
   Workspace<double> ws(net, 10);
@@ -765,6 +805,7 @@ const Test tests[] = {
     {"predict_in_chunks", test_predict_in_chunks},
     {"sgd", test_sgd},
     {"train_epoch", test_train_epoch},
+    {"fused_sgd_matches_separate_step", test_fused_sgd_matches_separate_step},
     {"workspace_reserve", test_workspace_reserve},
     {"xor_learns", test_xor_learns},
     {"gemm_kernels_match_oracle", test_gemm_kernels_match_oracle},

@@ -778,6 +778,15 @@ class Network(BaseNetwork):
     def _param_arrays(self):
         return self._views
 
+    def predict(self, X, out=None):
+        # With out= and arrays the engine takes as they are, it checks them itself (dtype,
+        # shapes, finiteness) and the call costs no Python-level validation.
+        if out is not None and self._core.predict_direct(out, X):
+            return out
+        return super().predict(X, out)
+
+    predict.__doc__ = BaseNetwork.predict.__doc__
+
     def _predict_into(self, out, X):
         self._core.predict(out, X)
 

@@ -135,7 +135,12 @@ struct Workspace {
   }
 
   bool fits(const Network<T>& net) const {
-    return sizes == net.sizes() && dropout == net.dropout_rates();
+    if (sizes.size() != net.layers.size() + 1 || sizes[0] != net.n_in()) return false;
+    for (std::size_t l = 0; l < net.layers.size(); ++l) {
+      const auto& layer = net.layers[l];
+      if (sizes[l + 1] != layer.w.cols() || dropout[l] != layer.dropout) return false;
+    }
+    return true;
   }
 
   // The input of layer l + 1 in the last forward pass.
@@ -201,32 +206,48 @@ void forward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x,
   }
 }
 
+// The input of layer l in the last forward pass, x being the network's: (m, n_in_l).
+template <typename T>
+ConstMatrixRef<T> layer_input(const Workspace<T>& ws, const Network<T>& net, std::size_t l,
+                              ConstMatrixRef<T> x) {
+  if (l == 0) return x;
+  return ws.output(net, l - 1).topRows(x.rows());
+}
+
+// ws.dz[L − 1] for the first m rows: dC/dz of the output layer for the mean loss.
+template <typename T>
+void backward_output(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> y) {
+  const Index m = y.rows();
+  const std::size_t L = net.layers.size();
+  output_delta<T>(ws.dz[L - 1].topRows(m), net.loss, net.layers[L - 1].activation,
+                  ws.z[L - 1].topRows(m), ws.a[L - 1].topRows(m), y);
+}
+
+// ws.dz[l − 1] from ws.dz[l] for the first m rows, l ≥ 1; reads W_l, so it runs before W_l changes.
+template <typename T>
+void backward_to_previous(Workspace<T>& ws, const Network<T>& net, std::size_t l, Index m) {
+  auto dz = ws.dz[l].topRows(m);
+  auto dz_prev = ws.dz[l - 1].topRows(m);
+  dense_backward_input<T>(dz_prev, dz, net.layers[l].w, ws.gemm_dx[l]);
+  const auto& prev = net.layers[l - 1];
+  // dC/da = dC/d(a ⊙ mask) ⊙ mask
+  if (ws.dropout_applied && prev.dropout > 0.0) {
+    dz_prev.array() *= ws.mask[l - 1].topRows(m).array();
+  }
+  apply_jacobian<T>(prev.activation, dz_prev, ws.z[l - 1].topRows(m), ws.a[l - 1].topRows(m),
+                    dz_prev);
+}
+
 // After forward on the same x, with or without dropout: fills ws.dw and ws.db with the gradient
 // of the mean loss over the m rows. x is (m, n_in), y is (m, n_out).
 template <typename T>
 void backward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x, ConstMatrixRef<T> y) {
   const Index m = x.rows();
-  const std::size_t L = net.layers.size();
-  output_delta<T>(ws.dz[L - 1].topRows(m), net.loss, net.layers[L - 1].activation,
-                  ws.z[L - 1].topRows(m), ws.a[L - 1].topRows(m), y);
-  for (std::size_t l = L; l-- > 0;) {
-    const auto& layer = net.layers[l];
-    auto dz = ws.dz[l].topRows(m);
-    if (l == 0) {
-      dense_backward_params<T>(ws.dw[l], ws.db[l], dz, x, ws.gemm_dw[l]);
-      break;
-    }
-    dense_backward_params<T>(ws.dw[l], ws.db[l], dz, ws.output(net, l - 1).topRows(m),
+  backward_output<T>(ws, net, y);
+  for (std::size_t l = net.layers.size(); l-- > 0;) {
+    dense_backward_params<T>(ws.dw[l], ws.db[l], ws.dz[l].topRows(m), layer_input<T>(ws, net, l, x),
                              ws.gemm_dw[l]);
-    auto dz_prev = ws.dz[l - 1].topRows(m);
-    dense_backward_input<T>(dz_prev, dz, layer.w, ws.gemm_dx[l]);
-    const auto& prev = net.layers[l - 1];
-    // dC/da = dC/d(a ⊙ mask) ⊙ mask
-    if (ws.dropout_applied && prev.dropout > 0.0) {
-      dz_prev.array() *= ws.mask[l - 1].topRows(m).array();
-    }
-    apply_jacobian<T>(prev.activation, dz_prev, ws.z[l - 1].topRows(m), ws.a[l - 1].topRows(m),
-                      dz_prev);
+    if (l > 0) backward_to_previous<T>(ws, net, l, m);
   }
 }
 

@@ -50,6 +50,16 @@ class Optimizer {
   // One update of every layer from ws.dw and ws.db.
   virtual void step(Network<T>& net, const Workspace<T>& ws) = 0;
 
+  // Whether the update can ride on the backward pass instead (see backward_and_step in
+  // train.hpp): then begin_fused_step once, and update_layer for each layer l once its dC/dz
+  // (m, n_out_l) and input x (m, n_in_l) are known, replace step, and ws.dw, ws.db stay unused.
+  virtual bool fuses_with_backward() const { return false; }
+  virtual void begin_fused_step(Network<T>&) {}
+  virtual void update_layer(Network<T>&, Workspace<T>&, std::size_t, ConstMatrixRef<T>,
+                            ConstMatrixRef<T>) {
+    assert(false && "update_layer needs fuses_with_backward()");
+  }
+
   // Whether this state can train net: true until the state is tied to a network's layer sizes
   // (by its first step, by set_state with buffers, or by setting `sizes`), then only for those.
   virtual bool fits(const Network<T>& net) const {
@@ -219,6 +229,47 @@ class SGD final : public Optimizer<T> {
       }
     }
     ++this->steps;
+  }
+
+  // The gradient xᵀ dz goes straight into θ (or into the velocity) through the product that
+  // computes it; Nesterov needs g and b apart, so it keeps the separate step.
+  bool fuses_with_backward() const override { return !hyper.nesterov; }
+
+  void begin_fused_step(Network<T>& net) override {
+    this->begin_step(net);
+    if (hyper.momentum != 0.0 && velocity_w.empty()) this->allocate(net, velocity_w, velocity_b, T(0));
+    ++this->steps;
+  }
+
+  // x is (m, n_in_l), dz is (m, n_out_l): ∇W = xᵀ dz and ∇b = Σ_rows dz, as in dense_backward_params.
+  void update_layer(Network<T>& net, Workspace<T>& ws, std::size_t l, ConstMatrixRef<T> x,
+                    ConstMatrixRef<T> dz) override {
+    auto& layer = net.layers[l];
+    const T lr = T(hyper.lr), mu = T(hyper.momentum), decay = T(hyper.weight_decay);
+    auto accumulate_gradient = [&](Matrix<T>& target, T alpha) {
+      // target += α xᵀ dz; the row-major x read column-major is xᵀ
+      gemm_accumulate<Eigen::ColMajor, Eigen::RowMajor, T>(
+          target.data(), target.outerStride(), target.rows(), target.cols(), dz.rows(), x.data(),
+          x.outerStride(), dz.data(), dz.outerStride(), alpha, ws.gemm_dw[l]);
+    };
+    if (hyper.momentum == 0.0) {
+      // θ ← θ − γ (∇θ + λθ) = (1 − γλ) θ − γ ∇θ
+      if (decay != T(0)) layer.w *= T(1) - lr * decay;
+      accumulate_gradient(layer.w, -lr);
+      layer.b.noalias() -= lr * dz.colwise().sum();
+      return;
+    }
+    auto& velocity = velocity_w[l];
+    // b ← μ b + g with g = ∇θ + λθ (b starts at 0, so the first step gives b = g); θ ← θ − γ b
+    if (decay != T(0)) {
+      velocity = mu * velocity + decay * layer.w;
+    } else {
+      velocity *= mu;
+    }
+    accumulate_gradient(velocity, T(1));
+    layer.w.noalias() -= lr * velocity;
+    velocity_b[l] = mu * velocity_b[l] + dz.colwise().sum();
+    layer.b.noalias() -= lr * velocity_b[l];
   }
 
   SGDHyperparameters hyper;

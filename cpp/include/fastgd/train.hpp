@@ -66,6 +66,21 @@ double clip_gradient_norm(Workspace<T>& ws, double max_norm) {
   return norm;
 }
 
+// backward followed by optimizer.step, for an optimizer that fuses_with_backward: each layer's
+// update consumes its gradient as the product computing it, so ws.dw is never written or read.
+template <typename T>
+void backward_and_step(Workspace<T>& ws, Network<T>& net, Optimizer<T>& optimizer,
+                       ConstMatrixRef<T> x, ConstMatrixRef<T> y) {
+  assert(optimizer.fuses_with_backward() && ws.fits(net));
+  const Index m = x.rows();
+  optimizer.begin_fused_step(net);
+  backward_output<T>(ws, net, y);
+  for (std::size_t l = net.layers.size(); l-- > 0;) {
+    if (l > 0) backward_to_previous<T>(ws, net, l, m);
+    optimizer.update_layer(net, ws, l, layer_input<T>(ws, net, l, x), ws.dz[l].topRows(m));
+  }
+}
+
 template <typename T>
 bool weights_finite(const Network<T>& net) {
   for (const auto& layer : net.layers) {
@@ -109,9 +124,13 @@ EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& 
       result.failed_batch = result.batches;
       return result;
     }
-    backward<T>(ws, net, xb, yb);
-    if (options.clip_norm > 0.0) clip_gradient_norm<T>(ws, options.clip_norm);
-    optimizer.step(net, ws);
+    if (options.clip_norm == 0.0 && optimizer.fuses_with_backward()) {
+      backward_and_step<T>(ws, net, optimizer, xb, yb);
+    } else {
+      backward<T>(ws, net, xb, yb);
+      if (options.clip_norm > 0.0) clip_gradient_norm<T>(ws, options.clip_norm);
+      optimizer.step(net, ws);
+    }
     result.loss_sum += loss;
     result.samples += m;
     if (options.progress) options.progress->add_batch(m, loss);
