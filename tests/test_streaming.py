@@ -148,7 +148,7 @@ import numpy as np, fastgd
 rng = np.random.default_rng(0)
 X = rng.standard_normal((20000, 200)).astype(np.float32)
 y = rng.integers(0, 10, 20000)
-net = fastgd.Network([200, 256, 10], seed=0)
+net = fastgd.Network([200, 1024, 10], seed=0)
 net.fit(X, y, epochs=2, batch_size=4, verbose={verbose})
 """
 
