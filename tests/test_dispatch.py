@@ -116,10 +116,12 @@ import sys
 import numpy as np
 import fastgd
 rng = np.random.default_rng(0)
-X = rng.normal(size=(600, 37))
+inputs = {"dense": rng.normal(size=(600, 37))}
+# 80 % zeros: the first layer takes every batch through the sparse kernels
+inputs["sparse"] = inputs["dense"] * (rng.random((600, 37)) < 0.2)
 y = rng.integers(0, 10, 600)
 results = {}
-for dtype in ("float32", "float64"):
+for (input_name, X), dtype in [(item, dtype) for item in inputs.items() for dtype in ("float32", "float64")]:
     for name, network, optimizer, batch in [
         ("sigmoid-mse-sgd", dict(sizes=[37, 30, 10], activation="sigmoid", output_activation="sigmoid", loss="mse"), fastgd.SGD(3.0), 10),
         ("relu-ce-momentum", dict(sizes=[37, 129, 10], activation="relu", output_activation="softmax", loss="cross_entropy"), fastgd.SGD(0.05, momentum=0.9), 32),
@@ -128,7 +130,7 @@ for dtype in ("float32", "float64"):
         net = fastgd.Network(network.pop("sizes"), dtype=dtype, seed=1, **network)
         first = net.predict(X)
         net.fit(X, y, epochs=2, batch_size=batch, optimizer=optimizer, seed=2, verbose=0)
-        key = f"{name}-{dtype}"
+        key = f"{name}-{input_name}-{dtype}"
         results[key + "-before"] = first
         results[key + "-after"] = net.predict(X)
         results[key + "-one"] = net.predict(X[0])

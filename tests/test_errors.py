@@ -167,3 +167,49 @@ def test_core_rejects_mismatched_arrays_without_crashing(net):
         core.train_epoch(state, X, np.zeros((6, 3), np.float32), None, 6)
     with pytest.raises(IndexError):
         core.weight(2)
+
+
+@pytest.mark.parametrize("engine", [fastgd, fastgd.reference], ids=["cpp", "numpy"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_nan_found_mid_epoch_names_the_first_and_leaves_nothing_trained(engine, dtype):
+    # The C++ engine finds bad rows as the epoch gathers them (in shuffled order), after some
+    # batches were applied; fit must still name the first bad value and undo those batches.
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((300, 6)).astype(dtype)
+    y = rng.integers(0, 3, 300)
+    X[250, 4] = np.inf
+    X[200, 2] = np.nan
+    net = engine.Network([6, 8, 3], dtype=dtype, seed=0)
+    optimizer = fastgd.SGD(lr=0.1, momentum=0.9)
+    net.fit(X[:100], y[:100], epochs=1, batch_size=10, optimizer=optimizer, seed=0, verbose=0)
+    before = [(W.copy(), b.copy()) for W, b in net.params]
+    state_before = optimizer._state_for(net).get_state()
+    with pytest.raises(ValueError, match=r"X contains NaN or Inf \(first at row 200, column 2\)"):
+        net.fit(X, y, epochs=3, batch_size=10, optimizer=optimizer, seed=1, verbose=0)
+    for (W, b), (W0, b0) in zip(net.params, before):
+        np.testing.assert_array_equal(W, W0)
+        np.testing.assert_array_equal(b, b0)
+    state_after = optimizer._state_for(net).get_state()
+    assert state_after["steps"] == state_before["steps"]
+    for key, value in state_before.items():
+        if isinstance(value, list):
+            for array, array_before in zip(state_after[key], value):
+                np.testing.assert_array_equal(array, array_before)
+
+
+@pytest.mark.parametrize("engine", [fastgd, fastgd.reference], ids=["cpp", "numpy"])
+def test_fit_names_a_value_beyond_float32_and_bad_values_in_the_validation_part(engine):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((120, 6))
+    y = rng.integers(0, 3, 120)
+    net = engine.Network([6, 8, 3], dtype="float32", seed=0)
+    X[70, 1] = 1e39
+    with pytest.raises(ValueError, match=r"X holds 1e\+39 at row 70, column 1, beyond the range of float32"):
+        net.fit(X, y, batch_size=10, verbose=0)
+    X[70, 1] = 0.0
+    X[110, 5] = np.nan
+    with pytest.raises(ValueError, match=r"X contains NaN or Inf \(first at row 110, column 5\)"):
+        net.fit(X, y, batch_size=10, validation_split=0.25, verbose=0)
+    # a learning rate that diverges within the epoch does not hide the bad row
+    with pytest.raises(ValueError, match=r"X contains NaN or Inf \(first at row 110, column 5\)"):
+        net.fit(X, y, batch_size=1, optimizer=fastgd.SGD(lr=1e30), shuffle=False, verbose=0)

@@ -225,7 +225,8 @@ void define_for(py::module_& m, const char* suffix) {
       .def("train_epoch",
            [](Bound& self, fastgd::Optimizer<T>& optimizer, ConstMatrixRef<T> x, ConstMatrixRef<T> y,
               std::optional<py::array_t<std::int64_t, py::array::c_style>> order, Index batch_size,
-              double clip_norm, bool catch_interrupt, std::uint64_t dropout_seed, Index first_batch) {
+              double clip_norm, bool catch_interrupt, std::uint64_t dropout_seed, Index first_batch,
+              bool check_rows) {
              require_input(self.net, x);
              require_shape("y", y.rows(), y.cols(), x.rows(), self.net.n_out());
              if (batch_size < 1) throw std::invalid_argument("batch_size must be at least 1");
@@ -261,17 +262,23 @@ void define_for(py::module_& m, const char* suffix) {
                options.first_batch = first_batch;
                options.progress = &self.progress;
                options.stop = catch_interrupt ? &interrupt_requested : nullptr;
+               options.check_rows = check_rows;
                result = fastgd::train_epoch<T>(self.net, optimizer, self.ws, x, y, rows, options);
+             }
+             if (result.nonfinite_row >= 0) {
+               throw std::invalid_argument("X contains NaN or Inf (at row " +
+                                           std::to_string(result.nonfinite_row) + ")");
              }
              return py::make_tuple(result.loss_sum, result.samples, result.failed_batch,
                                    result.interrupted);
            },
            py::arg("optimizer"), py::arg("x").noconvert(), py::arg("y").noconvert(), py::arg("order"),
            py::arg("batch_size"), py::arg("clip_norm") = 0.0, py::arg("catch_interrupt") = false,
-           py::arg("dropout_seed") = 0, py::arg("first_batch") = 0,
+           py::arg("dropout_seed") = 0, py::arg("first_batch") = 0, py::arg("check_rows") = false,
            "Train on the rows of x in `order` (or in turn), batch by batch, with the GIL released.\n"
            "Batch b of this call is batch first_batch + b of the epoch, and draws its dropout\n"
-           "masks from (dropout_seed, first_batch + b).\n"
+           "masks from (dropout_seed, first_batch + b). With check_rows, a row of x holding NaN\n"
+           "or Inf raises ValueError before its batch is applied (earlier batches stay applied).\n"
            "Returns (loss_sum, samples, failed_batch, interrupted): failed_batch is -1 unless a\n"
            "batch's loss (not applied) or the weights at the epoch's end were not finite;\n"
            "interrupted is true when Ctrl-C (caught only with catch_interrupt, from the main\n"

@@ -792,6 +792,95 @@ void test_gemm_kernels_match_oracle() {
   Eigen::setNbThreads(1);
 }
 
+// An x (m, n_in) whose entries are zero with probability 1 − density, and 0.0 or −0.0 otherwise
+// one time in ten.
+template <typename T>
+Matrix<T> sparse_random(Index m, Index n_in, double density, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  std::normal_distribution<double> normal;
+  Matrix<T> x(m, n_in);
+  for (Index k = 0; k < x.size(); ++k) {
+    const double u = uniform(rng);
+    x.data()[k] = u < density ? T(normal(rng)) : (u < density + 0.1 * (1 - density) ? T(-0.0) : T(0));
+  }
+  return x;
+}
+
+// The sparse kernels against Eigen's products in double, over column counts around every packet
+// boundary (both gradient walks, the packed forward pass), 1 and 2 threads, and their rule
+// for giving way to the dense product.
+template <typename T>
+void check_sparse_kernels(const char* type_name) {
+  constexpr Index P = sparse_kernels::lanes<T>;
+  constexpr Index G = sparse_kernels::max_packets * P;
+  std::mt19937_64 rng(31);
+  const double tolerance = std::is_same_v<T, float> ? 2e-5 : 1e-12;
+  const std::vector<Index> widths = {P, P + 1, 2 * P - 1, 2 * P + 3, G - 1, G, G + 1, G + P - 1,
+                                     2 * G + 5, 30, 127, 130, 300};
+  for (int threads : {1, 2}) {
+    Eigen::setNbThreads(threads);
+    for (const Index n_out : widths) {
+      for (const Index m : {Index(1), Index(5), Index(40), Index(200)}) {
+        const Index n_in = 37;
+        const double density = m == 200 ? 0.35 : 0.2;  // 200 rows reach the packed forward pass
+        const Matrix<T> x = sparse_random<T>(m, n_in, density, rng);
+        const Matrix<T> w = random_matrix(n_in, n_out, rng).cast<T>();
+        const RowVector<T> b = random_matrix(1, n_out, rng).cast<T>();
+        const Matrix<T> dz = random_matrix(m, n_out, rng).cast<T>();
+        const Matrix<T> start = random_matrix(n_in, n_out, rng).cast<T>();
+        const T alpha = T(-0.75);
+        const std::string where = cat(type_name, " ", threads, " thread(s), m=", m, " n_out=", n_out);
+
+        SparseRows<T> sparse;
+        sparse.reserve(m, n_in, true);
+        sparse.reserve_packing(std::max(m, n_in) * G, threads);
+        CHECK(sparse.assign(x), where + ": not taken as sparse");
+        Index nonzeros = 0;
+        for (Index k = 0; k < x.size(); ++k) nonzeros += x.data()[k] != T(0);
+        CHECK(sparse.nonzeros() == nonzeros, cat(where, ": ", sparse.nonzeros(), " nonzeros kept, ", nonzeros, " in x"));
+
+        Matrix<T> z(m, n_out);
+        sparse_dense_forward<T>(z, sparse, w, b, threads);
+        const Mat z_oracle = (x.template cast<double>() * w.template cast<double>()).rowwise() + b.template cast<double>();
+        CHECK(max_abs_diff(z.template cast<double>(), z_oracle) < tolerance,
+              cat("forward ", where, ": ", max_abs_diff(z.template cast<double>(), z_oracle)));
+
+        Matrix<T> target = start;
+        sparse_accumulate_gradient<T>(target, alpha, sparse, dz, threads);
+        const Mat target_oracle = start.template cast<double>() +
+                                  double(alpha) * x.template cast<double>().transpose() * dz.template cast<double>();
+        CHECK(max_abs_diff(target.template cast<double>(), target_oracle) < tolerance,
+              cat("gradient ", where, ": ", max_abs_diff(target.template cast<double>(), target_oracle)));
+        // Rows of W whose input column is all zeros are left exactly as they were.
+        for (Index j = 0; j < n_in; ++j) {
+          if (x.col(j).cwiseAbs().maxCoeff() == T(0)) {
+            CHECK(target.row(j) == start.row(j), cat("gradient ", where, ": zero column ", j, " changed W"));
+          }
+        }
+      }
+    }
+  }
+  Eigen::setNbThreads(1);
+
+  SparseRows<T> sparse;
+  sparse.reserve(8, 50, true);
+  CHECK(!sparse.assign(sparse_random<T>(8, 50, 0.6, rng)), cat(type_name, ": 60 % nonzeros taken as sparse"));
+  const Matrix<T> zeros = Matrix<T>::Zero(8, 50);
+  CHECK(sparse.assign(zeros) && sparse.nonzeros() == 0, cat(type_name, ": zeros not taken as sparse"));
+  const Matrix<T> w = random_matrix(50, 2 * P + 1, rng).cast<T>();
+  const RowVector<T> b = random_matrix(1, 2 * P + 1, rng).cast<T>();
+  Matrix<T> z(8, 2 * P + 1);
+  sparse_dense_forward<T>(z, sparse, w, b, 1);
+  CHECK((z.rowwise() - b).cwiseAbs().maxCoeff() == T(0), cat(type_name, ": zero input's output is not b"));
+  CHECK(!sparse_kernels_fit<T>(50, P - 1) && sparse_kernels_fit<T>(50, P),
+        cat(type_name, ": layers narrower than a packet must go to the dense product"));
+}
+
+void test_sparse_kernels_match_dense() {
+  check_sparse_kernels<float>("float");
+  check_sparse_kernels<double>("double");
+}
+
 struct Test {
   const char* name;
   void (*run)();
@@ -809,12 +898,19 @@ const Test tests[] = {
     {"workspace_reserve", test_workspace_reserve},
     {"xor_learns", test_xor_learns},
     {"gemm_kernels_match_oracle", test_gemm_kernels_match_oracle},
+    {"sparse_kernels_match_dense", test_sparse_kernels_match_dense},
     {"dropout", test_dropout},
 };
 
 }  // namespace
 
 int main() {
+#if defined(FASTGD_TESTS_NEED_AVX2)
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
+    std::printf("skipped: this CPU lacks AVX2 or FMA\n");
+    return 77;
+  }
+#endif
   int passed = 0, failed = 0;
   for (const Test& test : tests) {
     failed_checks_in_test = 0;

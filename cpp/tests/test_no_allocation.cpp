@@ -1,18 +1,42 @@
 // A training epoch after the first allocates nothing on the heap: with EIGEN_RUNTIME_NO_MALLOC
-// and assertions on, any Eigen allocation while malloc is forbidden aborts this program.
+// and assertions on, any Eigen allocation while malloc is forbidden aborts this program, and so
+// does any other operator new (a std::vector growing) through the replacement below. Every case
+// runs on a dense input and on one that is 85 % zeros, which the first layer takes as sparse.
 #ifdef NDEBUG
 #undef NDEBUG
 #endif
 #define EIGEN_RUNTIME_NO_MALLOC
 
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
+#include <new>
 #include <memory>
 #include <vector>
 
 #include <fastgd/train.hpp>
 
 using namespace fastgd;
+
+namespace {
+bool heap_forbidden = false;
+}
+
+void* operator new(std::size_t size) {
+  if (heap_forbidden) {
+    std::fprintf(stderr, "operator new(%zu) during a step\n", size);
+    std::abort();
+  }
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+void forbid_heap(bool forbidden) {
+  Eigen::internal::set_is_malloc_allowed(!forbidden);
+  heap_forbidden = forbidden;
+}
 
 struct Case {
   std::vector<Index> sizes;
@@ -45,7 +69,7 @@ int main() {
   int passed = 0;
   for (int threads : {1, 2}) {
     Eigen::setNbThreads(threads);
-    for (const auto& c : cases) {
+    for (const bool sparse : {false, true}) for (const auto& c : cases) {
       std::vector<Activation> activations(c.sizes.size() - 2, Activation::relu);
       activations.push_back(Activation::softmax);
       std::vector<double> dropout(activations.size(), c.dropout);
@@ -53,18 +77,25 @@ int main() {
       Network<float> net(c.sizes, activations, Loss::cross_entropy, dropout);
       for (auto& layer : net.layers) layer.w.setRandom() *= 0.05f;
       const Index n = 3 * c.batch + 1;
-      const Matrix<float> x = Matrix<float>::Random(n, c.sizes.front());
+      Matrix<float> x = Matrix<float>::Random(n, c.sizes.front());
+      if (sparse) x = (x.array().abs() < 0.85f).select(0.0f, x);
       Matrix<float> y = Matrix<float>::Zero(n, c.sizes.back());
       for (Index i = 0; i < n; ++i) y(i, i % c.sizes.back()) = 1;
       const auto optimizer = c.make_optimizer();
       Workspace<float> ws;
       train_epoch<float>(net, *optimizer, ws, x, y, nullptr, c.batch);
-      Eigen::internal::set_is_malloc_allowed(false);
+      const bool took_sparse = ws.input_sparse;
+      forbid_heap(true);
       train_epoch<float>(net, *optimizer, ws, x, y, nullptr, c.batch);
       train_epoch<float>(net, *optimizer, ws, x.topRows(c.batch / 2 + 1), y.topRows(c.batch / 2 + 1),
                          nullptr, c.batch);
-      Eigen::internal::set_is_malloc_allowed(true);
-      std::printf("ok: %d thread(s), %lld-layer net, batch %lld, dropout %g, %lld steps\n", threads,
+      forbid_heap(false);
+      if (sparse && ws.sparse_capable && !took_sparse) {
+        std::printf("FAIL: the 85 %% zeros input was not taken as sparse\n");
+        return 1;
+      }
+      std::printf("ok: %d thread(s), %s input, %lld-layer net, batch %lld, dropout %g, %lld steps\n",
+                  threads, took_sparse ? "sparse" : "dense",
                   static_cast<long long>(c.sizes.size() - 1), static_cast<long long>(c.batch),
                   c.dropout, optimizer->steps);
       ++passed;

@@ -78,7 +78,7 @@ def read_numbers(values, name):
         raise TypeError(f"{name} could not be read as an array of numbers: {exc}") from None
 
 
-def _as_float_array(X, dtype, name):
+def as_float_array(X, dtype, name):
     if isinstance(X, np.ndarray):
         if X.dtype.kind != "f" or X.dtype.itemsize not in (4, 8):
             raise TypeError(
@@ -92,12 +92,12 @@ def _as_float_array(X, dtype, name):
         raise TypeError(f"{name} could not be read as an array of numbers: {exc}") from None
 
 
-def to_engine(array, dtype, name, first_row=0):
+def to_engine(array, dtype, name, first_row=0, check=True):
     """2-D `array` as the engine reads it: C-contiguous, aligned, of `dtype`, all finite.
 
     Copies only when needed. NaN or Inf, and values beyond the range of `dtype`, raise a
     ValueError naming their row (counted from `first_row`, for a part of a larger array) and
-    column.
+    column; with check=False that is left to the caller.
     """
     with np.errstate(over="ignore"):
         converted = np.require(array, dtype=dtype, requirements=["C_CONTIGUOUS", "ALIGNED"])
@@ -105,16 +105,22 @@ def to_engine(array, dtype, name, first_row=0):
         # NumPy calls an axis of length 1 contiguous whatever its stride, even a negative one,
         # which the engine's binding does not map.
         converted = converted.copy()
+    if check:
+        raise_if_not_finite(array, converted, name, first_row)
+    return converted
+
+
+def raise_if_not_finite(array, converted, name, first_row=0):
+    """The ValueError of to_engine for `array`, converted to the engine's `converted`, if any."""
     where = _FIRST_NONFINITE[converted.dtype](converted)
     if where is not None:
         row, col = where
         value = array[row, col]
         if np.isfinite(value):
             raise ValueError(
-                f"{name} holds {value:g} at row {first_row + row}, column {col}, beyond the range of {dtype.name}"
+                f"{name} holds {value:g} at row {first_row + row}, column {col}, beyond the range of {converted.dtype.name}"
             )
         raise ValueError(f"{name} contains NaN or Inf (first at row {first_row + row}, column {col})")
-    return converted
 
 
 def engine_ready(X, n_in, dtype):
@@ -126,13 +132,14 @@ def engine_ready(X, n_in, dtype):
     return X.ndim == 2 and X.shape[1] == n_in and X.strides == (n_in * X.itemsize, X.itemsize)
 
 
-def prepare_X(X, n_in, dtype, name="X", allow_1d=False, convert=True):
+def prepare_X(X, n_in, dtype, name="X", allow_1d=False, convert=True, check=True):
     """Return X as a C-contiguous (n, n_in) array of `dtype`, and whether it was one 1-D sample.
 
     With convert=False the shape and dtype kind are checked but X is returned as it is, for
-    callers that convert it part by part.
+    callers that convert it part by part; with check=False it is converted but not checked
+    for NaN, Inf or values beyond the range of `dtype`, for callers that check it later.
     """
-    array = _as_float_array(X, dtype, name)
+    array = as_float_array(X, dtype, name)
     single = False
     if array.ndim == 1 and allow_1d:
         array, single = array.reshape(1, -1), True
@@ -144,7 +151,7 @@ def prepare_X(X, n_in, dtype, name="X", allow_1d=False, convert=True):
         raise ValueError(f"{name} is empty (0 samples)")
     if array.shape[1] != n_in:
         raise ValueError(f"{name} has {array.shape[1]} features, but the network's input layer takes {n_in}")
-    return (to_engine(array, dtype, name) if convert else array), single
+    return (to_engine(array, dtype, name, check=check) if convert else array), single
 
 
 def prepare_targets(y, n_samples, n_out, dtype, name="y", x_name="X"):

@@ -23,8 +23,10 @@ from ._validation import (
     check_real,
     check_seed,
     engine_ready,
+    as_float_array,
     prepare_targets,
     prepare_X,
+    raise_if_not_finite,
     read_numbers,
     to_engine,
 )
@@ -201,6 +203,10 @@ class BaseNetwork:
     Subclasses provide the arithmetic: ``_build``, ``_param_arrays``, ``_predict``,
     ``_evaluate``, ``_train_epoch``, ``_gradients`` and the optimizer-state hooks.
     """
+
+    # Whether _train_epoch(..., check_rows=True) finds NaN or Inf in the rows it reads, so that
+    # fit need not check X before training.
+    _checks_rows_while_training = False
 
     def __init__(
         self,
@@ -387,12 +393,17 @@ class BaseNetwork:
             yield start, stop, to_engine(X[start:stop], self.dtype, name, first_row=start)
             _release_pages(X)
 
-    def _run_epoch(self, state, X, targets, rng, shuffle, batch_size, clip_norm, catch_interrupt):
-        """One epoch over X; returns (loss_sum, samples, failed_batch, interrupted) as the engine does."""
+    def _run_epoch(self, state, X, targets, rng, shuffle, batch_size, clip_norm, catch_interrupt, check_rows=False):
+        """One epoch over X; returns (loss_sum, samples, failed_batch, interrupted) as the engine does.
+
+        With check_rows (an array in memory, for an engine that checks rows as it reads them),
+        a row holding NaN or Inf raises ValueError at its batch."""
         if not _streamed(X):
             order = rng.permutation(len(X)) if shuffle else None
             dropout_seed = self._draw_dropout_seed(rng)
-            return self._train_epoch(state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, 0)
+            return self._train_epoch(
+                state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, 0, check_rows
+            )
         rows = _chunk_rows(X, self.dtype, multiple=batch_size)
         starts = np.arange(0, len(X), rows)
         if shuffle:
@@ -506,8 +517,16 @@ class BaseNetwork:
         TrainingDiverged
             When a loss or the weights become NaN or Inf; the weights and optimizer state are
             first restored to those at the start of that epoch.
+        ValueError
+            When X or X_val holds NaN, Inf or a value beyond the range of the network's dtype,
+            naming the first one. The C++ engine finds them in X as the first epoch reads its
+            rows, and then restores the weights and optimizer state of the epoch's start.
         """
-        X, _ = prepare_X(X, self.n_in, self.dtype, convert=not _streamed(X))
+        # An array in memory goes to an engine that checks its rows as the first epoch gathers
+        # them, sparing a pass over all of X; the twin checks it here.
+        original = as_float_array(X, self.dtype, "X") if self._checks_rows_while_training and not _streamed(X) else None
+        X, _ = prepare_X(X, self.n_in, self.dtype, convert=not _streamed(X), check=original is None)
+        unchecked = original is not None  # until an epoch has gathered every row
         targets, labels = prepare_targets(y, len(X), self.n_out, self.dtype)
         epochs = check_int(epochs, "epochs", 1)
         verbose = check_int(verbose, "verbose", 0)
@@ -520,6 +539,9 @@ class BaseNetwork:
             n_val = int(round(len(X) * validation_split))
             if not 0 < n_val < len(X):
                 raise ValueError(f"validation_split={validation_split} leaves {n_val} of {len(X)} samples for validation")
+            if unchecked:
+                # validation only reads its part: check it here
+                raise_if_not_finite(original[-n_val:], X[-n_val:], "X", first_row=len(X) - n_val)
             validation = (X[-n_val:], targets[-n_val:], None if labels is None else labels[-n_val:])
             X, targets = X[:-n_val], targets[:-n_val]
         elif validation_data is not None:
@@ -557,20 +579,27 @@ class BaseNetwork:
                 try:
                     with self._epoch_progress(show_bar, math.ceil(len(X) / batch_size), f"epoch {epoch}/{epochs}"):
                         loss_sum, samples, failed, interrupted = self._run_epoch(
-                            state, X, targets, rng, shuffle, batch_size, clip_norm, catch_interrupt
+                            state, X, targets, rng, shuffle, batch_size, clip_norm, catch_interrupt, unchecked
                         )
                 except ValueError:
-                    # bad values found in a streamed part: leave nothing half-trained
+                    # bad values found in a streamed part, or by the engine in X: leave nothing
+                    # half-trained, and name the first bad value as a check before training would
                     self.params = saved[0]
                     state.set_state(saved[1])
+                    if unchecked:
+                        raise_if_not_finite(original[: len(X)], X, "X")
                     raise
                 if failed >= 0:
                     self.params = saved[0]
                     state.set_state(saved[1])
+                    if unchecked:
+                        # bad input that no batch reached yet explains more than the divergence
+                        raise_if_not_finite(original[: len(X)], X, "X")
                     raise TrainingDiverged(epoch, failed + 1, optimizer.lr)
                 if interrupted:
                     history.interrupted = True
                     break
+                unchecked = False  # the epoch gathered every row of X
                 logs = {"loss": loss_sum / samples}
                 if validation is not None:
                     scores = self._evaluate_prepared(*validation)
@@ -748,6 +777,8 @@ class Network(BaseNetwork):
     >>> history = net.fit(X, y, epochs=30, batch_size=10, optimizer=fastgd.SGD(lr=3.0))
     """
 
+    _checks_rows_while_training = True
+
     @classmethod
     def from_torch(cls, source, activation=None, output_activation=None, loss=None, dtype=None):
         """A Network with the weights of a PyTorch ``nn.Sequential`` of Linear layers, or of its state_dict.
@@ -794,9 +825,11 @@ class Network(BaseNetwork):
         out = np.empty((len(X), self.n_out), dtype=self.dtype)
         return out, self._core.evaluate(out, X, targets)
 
-    def _train_epoch(self, state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, first_batch):
+    def _train_epoch(
+        self, state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, first_batch, check_rows=False
+    ):
         return self._core.train_epoch(
-            state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, first_batch
+            state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, first_batch, check_rows
         )
 
     def _progress_reader(self):

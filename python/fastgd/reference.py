@@ -25,6 +25,8 @@ __all__ = [
     "dense_forward",
     "dense_backward_params",
     "dense_backward_input",
+    "sparse_dense_forward",
+    "sparse_accumulate_gradient",
     "splitmix64",
     "dropout_mask",
     "forward",
@@ -117,6 +119,22 @@ def dense_backward_params(dz, x):
 def dense_backward_input(dz, W):
     """dC/dx = dz Wᵀ."""
     return dz @ W.T
+
+
+# sparse.hpp: the first layer's products from the input's nonzeros alone
+def sparse_dense_forward(x, W, b):
+    """z = x W + b, summing x_ij W_j only over the nonzero x_ij."""
+    rows, cols = np.nonzero(x)
+    z = np.tile(b, (len(x), 1))
+    np.add.at(z, rows, x[rows, cols, None] * W[cols])
+    return z
+
+
+def sparse_accumulate_gradient(target, alpha, x, dz):
+    """target += α xᵀ dz in place, adding α x_ij dz_i to row j of target for each nonzero x_ij."""
+    rows, cols = np.nonzero(x)
+    np.add.at(target, cols, alpha * x[rows, cols, None] * dz[rows])
+    return target
 
 
 # dropout.hpp
@@ -501,7 +519,10 @@ class Network(BaseNetwork):
         rates = [layer.dropout for layer in self.layers]
         return dropout_masks(rates, rows, self.sizes[1:], seed, batch, self.dtype)
 
-    def _train_epoch(self, state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, first_batch):
+    def _train_epoch(
+        self, state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, first_batch, check_rows=False
+    ):
+        # fit checks X before training the twin: check_rows is never asked for
         return train_epoch(self, state, X, targets, order, batch_size, clip_norm, dropout_seed, first_batch)
 
     def _gradients(self, X, targets, dropout_seed):

@@ -45,16 +45,23 @@ void dense_forward(MatrixRef<T> z, ConstMatrixRef<T> x, ConstMatrixRef<T> w,
                                                        w.outerStride(), T(1), scratch);
 }
 
+// target += α xᵀ dz: target is (n_in, n_out), x is (m, n_in), dz is (m, n_out)
+template <typename T>
+void accumulate_xt_dz(MatrixRef<T> target, T alpha, ConstMatrixRef<T> x, ConstMatrixRef<T> dz,
+                      GemmScratch<T>& scratch) {
+  // the row-major x read column-major is xᵀ
+  gemm_accumulate<Eigen::ColMajor, Eigen::RowMajor, T>(
+      target.data(), target.outerStride(), target.rows(), target.cols(), dz.rows(), x.data(),
+      x.outerStride(), dz.data(), dz.outerStride(), alpha, scratch);
+}
+
 // dw is (n_in, n_out), db is (n_out), dz is (m, n_out), x is (m, n_in)
 template <typename T>
 void dense_backward_params(MatrixRef<T> dw, RowVectorRef<T> db, ConstMatrixRef<T> dz,
                            ConstMatrixRef<T> x, GemmScratch<T>& scratch) {
-  // dC/dW = xᵀ dC/dz; the row-major x read column-major is xᵀ
+  // dC/dW = xᵀ dC/dz
   dw.setZero();
-  gemm_accumulate<Eigen::ColMajor, Eigen::RowMajor, T>(dw.data(), dw.outerStride(), dw.rows(),
-                                                       dw.cols(), dz.rows(), x.data(),
-                                                       x.outerStride(), dz.data(),
-                                                       dz.outerStride(), T(1), scratch);
+  accumulate_xt_dz<T>(dw, T(1), x, dz, scratch);
   // dC/db = Σ_samples dC/dz
   db.noalias() = dz.colwise().sum();
 }

@@ -13,6 +13,7 @@
 #include "fastgd/dense.hpp"
 #include "fastgd/dropout.hpp"
 #include "fastgd/losses.hpp"
+#include "fastgd/sparse.hpp"
 
 namespace fastgd {
 
@@ -108,6 +109,9 @@ struct Workspace {
   std::vector<Matrix<T>> dw;        // [l] (n_in_l, n_out_l)
   std::vector<RowVector<T>> db;     // [l] (n_out_l)
   std::vector<GemmScratch<T>> gemm_forward, gemm_dw, gemm_dx;  // [l] packing buffers per product
+  bool sparse_capable = false;      // whether the first layer's shape suits the sparse kernels
+  bool input_sparse = false;        // whether the last forward pass held its input as nonzeros
+  SparseRows<T> sparse;             // the nonzeros of the last forward pass's input
 
   Workspace() = default;
   Workspace(const Network<T>& net, Index batch, Purpose purpose = Purpose::training) {
@@ -124,6 +128,11 @@ struct Workspace {
       allocate(net, std::max({batch, capacity, Index(1)}), training || for_training);
     }
     const int threads = Eigen::nbThreads();
+    if (sparse_capable) {
+      const Index widest = std::max(capacity, net.n_in()) * sparse_kernels::max_packets *
+                           sparse_kernels::lanes<T>;
+      sparse.reserve_packing(widest, threads);
+    }
     for (std::size_t l = 0; l < net.layers.size(); ++l) {
       const Index n_in = net.layers[l].w.rows(), n_out = net.layers[l].w.cols();
       // A single row goes to GEMV, which needs no packing buffers.
@@ -160,6 +169,9 @@ struct Workspace {
       z[l].resize(capacity, net.layers[l].w.cols());
       a[l].resize(capacity, net.layers[l].w.cols());
     }
+    input_sparse = false;
+    sparse_capable = sparse_kernels_fit<T>(net.n_in(), net.layers[0].w.cols());
+    if (sparse_capable) sparse.reserve(capacity, net.n_in(), training);
     if (!training) return;
     x.resize(capacity, net.n_in());
     y.resize(capacity, net.n_out());
@@ -193,7 +205,12 @@ void forward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x,
     auto z = ws.z[l].topRows(m);
     auto a = ws.a[l].topRows(m);
     if (l == 0) {
-      dense_forward<T>(z, x, layer.w, layer.b, ws.gemm_forward[l]);
+      ws.input_sparse = ws.sparse_capable && ws.sparse.assign(x);
+      if (ws.input_sparse) {
+        sparse_dense_forward<T>(z, ws.sparse, layer.w, layer.b, Eigen::nbThreads());
+      } else {
+        dense_forward<T>(z, x, layer.w, layer.b, ws.gemm_forward[l]);
+      }
     } else {
       dense_forward<T>(z, ws.output(net, l - 1).topRows(m), layer.w, layer.b, ws.gemm_forward[l]);
     }
@@ -212,6 +229,18 @@ ConstMatrixRef<T> layer_input(const Workspace<T>& ws, const Network<T>& net, std
                               ConstMatrixRef<T> x) {
   if (l == 0) return x;
   return ws.output(net, l - 1).topRows(x.rows());
+}
+
+// target (n_in_l, n_out_l) += α xᵀ dz for layer l, x being its input in the last forward pass
+// (m, n_in_l): through the sparse kernels when that pass held the input as its nonzeros.
+template <typename T>
+void accumulate_weight_gradient(MatrixRef<T> target, T alpha, Workspace<T>& ws, std::size_t l,
+                                ConstMatrixRef<T> x, ConstMatrixRef<T> dz) {
+  if (l == 0 && ws.input_sparse) {
+    sparse_accumulate_gradient<T>(target, alpha, ws.sparse, dz, Eigen::nbThreads());
+    return;
+  }
+  accumulate_xt_dz<T>(target, alpha, x, dz, ws.gemm_dw[l]);
 }
 
 // ws.dz[L − 1] for the first m rows: dC/dz of the output layer for the mean loss.
@@ -245,8 +274,11 @@ void backward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x, Cons
   const Index m = x.rows();
   backward_output<T>(ws, net, y);
   for (std::size_t l = net.layers.size(); l-- > 0;) {
-    dense_backward_params<T>(ws.dw[l], ws.db[l], ws.dz[l].topRows(m), layer_input<T>(ws, net, l, x),
-                             ws.gemm_dw[l]);
+    const auto dz = ws.dz[l].topRows(m);
+    // dC/dW = xᵀ dC/dz, dC/db = Σ_samples dC/dz
+    ws.dw[l].setZero();
+    accumulate_weight_gradient<T>(ws.dw[l], T(1), ws, l, layer_input<T>(ws, net, l, x), dz);
+    ws.db[l].noalias() = dz.colwise().sum();
     if (l > 0) backward_to_previous<T>(ws, net, l, m);
   }
 }

@@ -247,10 +247,7 @@ class SGD final : public Optimizer<T> {
     auto& layer = net.layers[l];
     const T lr = T(hyper.lr), mu = T(hyper.momentum), decay = T(hyper.weight_decay);
     auto accumulate_gradient = [&](Matrix<T>& target, T alpha) {
-      // target += α xᵀ dz; the row-major x read column-major is xᵀ
-      gemm_accumulate<Eigen::ColMajor, Eigen::RowMajor, T>(
-          target.data(), target.outerStride(), target.rows(), target.cols(), dz.rows(), x.data(),
-          x.outerStride(), dz.data(), dz.outerStride(), alpha, ws.gemm_dw[l]);
+      accumulate_weight_gradient<T>(target, alpha, ws, l, x, dz);
     };
     if (hyper.momentum == 0.0) {
       // θ ← θ − γ (∇θ + λθ) = (1 − γλ) θ − γ ∇θ
