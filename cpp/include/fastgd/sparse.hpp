@@ -26,8 +26,10 @@
 
 namespace fastgd {
 
-// Above this share of nonzeros the dense GEMM is as fast or faster.
-inline constexpr double sparse_input_max_density = 0.4;
+// Above this share of nonzeros the dense GEMM may be as fast. Measured with nonzeros spread at
+// random over batches of 1 to 256 rows and layers of 30 to 1024 outputs: at 30 % the sparse
+// forward and gradient together took 0.3–0.9 of the dense products' time, at 40 % up to 1.2.
+inline constexpr double sparse_input_max_density = 0.3;
 
 // Bit k set when p[k] is neither 0 nor −0, for k < 8.
 inline unsigned nonzero_bits8(const float* p) {
