@@ -878,6 +878,39 @@ void check_sparse_kernels(const char* type_name) {
         cat(type_name, ": layers narrower than a packet must go to the dense product"));
 }
 
+// The elementwise updates split over threads for large layers (160,000 weights here) give the
+// same bits as on one thread.
+void test_threaded_optimizer_steps_match_one_thread() {
+  std::mt19937_64 rng(23);
+  Network<double> start({400, 400, 10}, {Activation::relu, Activation::softmax}, Loss::cross_entropy);
+  randomize(start, rng);
+  const Mat x = random_matrix(8, 400, rng);
+  const Mat y = one_hot_rows(8, 10, rng);
+  auto run = [&](Optimizer<double>& optimizer, int threads) {
+    Eigen::setNbThreads(threads);
+    Network<double> net = start;
+    Workspace<double> ws(net, 8);
+    for (int step = 0; step < 3; ++step) {
+      forward<double>(ws, net, x);
+      backward<double>(ws, net, x, y);
+      optimizer.step(net, ws);
+    }
+    Eigen::setNbThreads(1);
+    return net;
+  };
+  const auto check = [&](const char* name, Optimizer<double>&& one, Optimizer<double>&& two) {
+    const Network<double> a = run(one, 1), b = run(two, 2);
+    CHECK(max_parameter_diff(a, b) == 0.0, cat(name, ": 2 threads differ by ", max_parameter_diff(a, b)));
+    CHECK(max_parameter_diff(a, start) > 1e-6, cat(name, ": did not train"));
+  };
+  const AdamHyperparameters adam{1e-3, 0.9, 0.999, 1e-8, 1e-2, true};
+  const RMSpropHyperparameters rmsprop{1e-2, 0.99, 1e-8, 0.9, 1e-4};
+  const AdagradHyperparameters adagrad{1e-2, 1e-10, 1e-3};
+  check("Adam", Adam<double>(adam), Adam<double>(adam));
+  check("RMSprop", RMSprop<double>(rmsprop), RMSprop<double>(rmsprop));
+  check("Adagrad", Adagrad<double>(adagrad), Adagrad<double>(adagrad));
+}
+
 void test_sparse_kernels_match_dense() {
   check_sparse_kernels<float>("float");
   check_sparse_kernels<double>("double");
@@ -901,6 +934,7 @@ const Test tests[] = {
     {"xor_learns", test_xor_learns},
     {"gemm_kernels_match_oracle", test_gemm_kernels_match_oracle},
     {"sparse_kernels_match_dense", test_sparse_kernels_match_dense},
+    {"threaded_optimizer_steps_match_one_thread", test_threaded_optimizer_steps_match_one_thread},
     {"dropout", test_dropout},
 };
 

@@ -16,6 +16,7 @@
 //   RMSprop  square_avg, velocity (torch: momentum_buffer; only with momentum)
 //   Adagrad  sum
 
+#include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <stdexcept>
@@ -26,6 +27,22 @@
 #include "fastgd/network.hpp"
 
 namespace fastgd {
+
+// Calls update(offset, count) over [0, n) split into contiguous parts, one per thread Eigen may
+// use, when n is large enough to be worth a thread; elementwise updates give the same result
+// whatever the split.
+template <typename Update>
+void for_parts(Index n, Update&& update) {
+  constexpr Index min_per_thread = Index(1) << 16;
+  const int threads = int(std::max<Index>(1, std::min<Index>(Eigen::nbThreads(), n / min_per_thread)));
+  if (threads == 1) return update(Index(0), n);
+  const Index part = (n + threads - 1) / threads;
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+  for (int t = 0; t < threads; ++t) {
+    const Index begin = Index(t) * part;
+    if (begin < n) update(begin, std::min(part, n - begin));
+  }
+}
 
 // One buffer shaped like a network's parameters: w[l] like W_l, b[l] like b_l.
 template <typename T>
@@ -369,8 +386,10 @@ class Adam final : public Optimizer<T> {
     const long long t = ++this->steps;  // t ← t + 1 before the update, as torch counts
     for (std::size_t l = 0; l < net.layers.size(); ++l) {
       auto& layer = net.layers[l];
-      adam_update<T>(layer.w.data(), ws.dw[l].data(), exp_avg_w[l].data(), exp_avg_sq_w[l].data(),
-                     layer.w.size(), hyper, hyper.weight_decay, t);
+      for_parts(layer.w.size(), [&](Index at, Index count) {
+        adam_update<T>(layer.w.data() + at, ws.dw[l].data() + at, exp_avg_w[l].data() + at,
+                       exp_avg_sq_w[l].data() + at, count, hyper, hyper.weight_decay, t);
+      });
       adam_update<T>(layer.b.data(), ws.db[l].data(), exp_avg_b[l].data(), exp_avg_sq_b[l].data(),
                      layer.b.size(), hyper, 0.0, t);
     }
@@ -438,9 +457,11 @@ class RMSprop final : public Optimizer<T> {
     ++this->steps;
     for (std::size_t l = 0; l < net.layers.size(); ++l) {
       auto& layer = net.layers[l];
-      rmsprop_update<T>(layer.w.data(), ws.dw[l].data(), square_avg_w[l].data(),
-                        with_momentum ? velocity_w[l].data() : nullptr, layer.w.size(), hyper,
-                        hyper.weight_decay);
+      for_parts(layer.w.size(), [&](Index at, Index count) {
+        rmsprop_update<T>(layer.w.data() + at, ws.dw[l].data() + at, square_avg_w[l].data() + at,
+                          with_momentum ? velocity_w[l].data() + at : nullptr, count, hyper,
+                          hyper.weight_decay);
+      });
       rmsprop_update<T>(layer.b.data(), ws.db[l].data(), square_avg_b[l].data(),
                         with_momentum ? velocity_b[l].data() : nullptr, layer.b.size(), hyper, 0.0);
     }
@@ -495,8 +516,10 @@ class Adagrad final : public Optimizer<T> {
     ++this->steps;
     for (std::size_t l = 0; l < net.layers.size(); ++l) {
       auto& layer = net.layers[l];
-      adagrad_update<T>(layer.w.data(), ws.dw[l].data(), sum_w[l].data(), layer.w.size(), hyper,
-                        hyper.weight_decay);
+      for_parts(layer.w.size(), [&](Index at, Index count) {
+        adagrad_update<T>(layer.w.data() + at, ws.dw[l].data() + at, sum_w[l].data() + at, count,
+                          hyper, hyper.weight_decay);
+      });
       adagrad_update<T>(layer.b.data(), ws.db[l].data(), sum_b[l].data(), layer.b.size(), hyper, 0.0);
     }
   }
