@@ -292,6 +292,38 @@ void pack_group(T* packed, const T* src, Index ld, Index n, Index last_offset) {
   }
 }
 
+// sum[0] += Σ value[e] · src[index[e]] over e in [first, end), src's rows (row stride ld)
+// read as a group of K packets whose last is at last_offset. The entries alternate between the
+// sum_sets<K> sets of sums, which are then added into sum[0].
+template <typename T, int K>
+inline void add_scaled_rows(Packet<T> (&sum)[sum_sets<K>][K], const T* value,
+                            const std::int32_t* index, Index first, Index end, const T* src,
+                            Index ld, Index last_offset) {
+  using namespace Eigen::internal;
+  using P = Packet<T>;
+  constexpr int S = sum_sets<K>;
+  Index e = first;
+  for (; e + S <= end; e += S) {
+    for (int s = 0; s < S; ++s) {
+      const P v = pset1<P>(value[e + s]);
+      const T* row = src + Index(index[e + s]) * ld;
+      for (int k = 0; k < K; ++k) {
+        sum[s][k] = pmadd(v, ploadu<P>(row + packet_offset<T, K>(k, last_offset)), sum[s][k]);
+      }
+    }
+  }
+  for (; e < end; ++e) {
+    const P v = pset1<P>(value[e]);
+    const T* row = src + Index(index[e]) * ld;
+    for (int k = 0; k < K; ++k) {
+      sum[0][k] = pmadd(v, ploadu<P>(row + packet_offset<T, K>(k, last_offset)), sum[0][k]);
+    }
+  }
+  for (int k = 0; k < K; ++k) {
+    for (int s = 1; s < S; ++s) sum[0][k] = padd(sum[0][k], sum[s][k]);
+  }
+}
+
 // z = b + x w for one column group: z, w and b point at the group's first column, and the
 // last packet is at last_offset in z and b, at w_last_offset in w (which may be a packed copy).
 // z is (m, n_out), w is (n_in, ≥ group), b is (n_out).
@@ -310,29 +342,10 @@ void forward_group(T* z, Index ldz, const SparseRows<T>& x, const T* w, Index ld
       sum[0][k] = ploadu<P>(b + packet_offset<T, K>(k, last_offset));
       for (int s = 1; s < S; ++s) sum[s][k] = pzero(P());
     }
-    Index e = row_start[i];
-    const Index end = row_start[i + 1];
-    for (; e + S <= end; e += S) {
-      for (int s = 0; s < S; ++s) {
-        const P v = pset1<P>(value[e + s]);
-        const T* w_row = w + Index(column[e + s]) * ldw;
-        for (int k = 0; k < K; ++k) {
-          sum[s][k] = pmadd(v, ploadu<P>(w_row + packet_offset<T, K>(k, w_last_offset)), sum[s][k]);
-        }
-      }
-    }
-    for (; e < end; ++e) {
-      const P v = pset1<P>(value[e]);
-      const T* w_row = w + Index(column[e]) * ldw;
-      for (int k = 0; k < K; ++k) {
-        sum[0][k] = pmadd(v, ploadu<P>(w_row + packet_offset<T, K>(k, w_last_offset)), sum[0][k]);
-      }
-    }
+    add_scaled_rows<T, K>(sum, value, column, row_start[i], row_start[i + 1], w, ldw,
+                          w_last_offset);
     T* z_row = z + i * ldz;
-    for (int k = 0; k < K; ++k) {
-      for (int s = 1; s < S; ++s) sum[0][k] = padd(sum[0][k], sum[s][k]);
-      pstoreu(z_row + packet_offset<T, K>(k, last_offset), sum[0][k]);
-    }
+    for (int k = 0; k < K; ++k) pstoreu(z_row + packet_offset<T, K>(k, last_offset), sum[0][k]);
   }
 }
 
@@ -373,32 +386,13 @@ void gradient_group_by_columns(T* target, Index ldt, T alpha, const SparseRows<T
   const std::int32_t* row_of = x.row_of();
   const T* value = x.column_value();
   for (Index j = 0; j < x.cols(); ++j) {
-    Index e = column_start[j];
-    const Index end = column_start[j + 1];
-    if (e == end) continue;
+    if (column_start[j] == column_start[j + 1]) continue;
     P sum[S][K];
     for (int s = 0; s < S; ++s) {
       for (int k = 0; k < K; ++k) sum[s][k] = pzero(P());
     }
-    for (; e + S <= end; e += S) {
-      for (int s = 0; s < S; ++s) {
-        const P v = pset1<P>(value[e + s]);
-        const T* dz_row = dz + Index(row_of[e + s]) * lddz;
-        for (int k = 0; k < K; ++k) {
-          sum[s][k] = pmadd(v, ploadu<P>(dz_row + packet_offset<T, K>(k, dz_last_offset)), sum[s][k]);
-        }
-      }
-    }
-    for (; e < end; ++e) {
-      const P v = pset1<P>(value[e]);
-      const T* dz_row = dz + Index(row_of[e]) * lddz;
-      for (int k = 0; k < K; ++k) {
-        sum[0][k] = pmadd(v, ploadu<P>(dz_row + packet_offset<T, K>(k, dz_last_offset)), sum[0][k]);
-      }
-    }
-    for (int k = 0; k < K; ++k) {
-      for (int s = 1; s < S; ++s) sum[0][k] = padd(sum[0][k], sum[s][k]);
-    }
+    add_scaled_rows<T, K>(sum, value, row_of, column_start[j], column_start[j + 1], dz, lddz,
+                          dz_last_offset);
     add_to_group<T, K>(target + j * ldt, sum[0], a, last_offset);
   }
 }
