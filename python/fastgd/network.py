@@ -525,7 +525,7 @@ class BaseNetwork:
         # An array in memory goes to an engine that checks its rows as the first epoch gathers
         # them, sparing a pass over all of X; the twin checks it here.
         original = as_float_array(X, self.dtype, "X") if self._checks_rows_while_training and not _streamed(X) else None
-        X, _ = prepare_X(X, self.n_in, self.dtype, convert=not _streamed(X), check=original is None)
+        X, _ = prepare_X(X if original is None else original, self.n_in, self.dtype, convert=not _streamed(X), check=original is None)
         unchecked = original is not None  # until an epoch has gathered every row
         targets, labels = prepare_targets(y, len(X), self.n_out, self.dtype)
         epochs = check_int(epochs, "epochs", 1)

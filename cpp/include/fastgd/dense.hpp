@@ -1,8 +1,8 @@
 #pragma once
 // A dense layer: z = x W + b, with x (m, n_in), W (n_in, n_out), b (n_out), z (m, n_out).
-// Backward functions overwrite their gradient outputs; nothing accumulates across calls.
-// Each function comes twice: plain Eigen products (the oracle, allocating as Eigen does), and
-// the same math through gemm_accumulate with packing buffers from a GemmScratch (the engine).
+// The plain Eigen products (the oracle, allocating as Eigen does) overwrite their outputs; the
+// engine's versions run through gemm_accumulate with packing buffers from a GemmScratch, the
+// weight gradient as accumulate_xt_dz (its caller zeroes or scales the target).
 
 #include "fastgd/gemm.hpp"
 #include "fastgd/types.hpp"
@@ -53,17 +53,6 @@ void accumulate_xt_dz(MatrixRef<T> target, T alpha, ConstMatrixRef<T> x, ConstMa
   gemm_accumulate<Eigen::ColMajor, Eigen::RowMajor, T>(
       target.data(), target.outerStride(), target.rows(), target.cols(), dz.rows(), x.data(),
       x.outerStride(), dz.data(), dz.outerStride(), alpha, scratch);
-}
-
-// dw is (n_in, n_out), db is (n_out), dz is (m, n_out), x is (m, n_in)
-template <typename T>
-void dense_backward_params(MatrixRef<T> dw, RowVectorRef<T> db, ConstMatrixRef<T> dz,
-                           ConstMatrixRef<T> x, GemmScratch<T>& scratch) {
-  // dC/dW = xᵀ dC/dz
-  dw.setZero();
-  accumulate_xt_dz<T>(dw, T(1), x, dz, scratch);
-  // dC/db = Σ_samples dC/dz
-  db.noalias() = dz.colwise().sum();
 }
 
 // dx is (m, n_in), dz is (m, n_out), w is (n_in, n_out)

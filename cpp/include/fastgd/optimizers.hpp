@@ -258,7 +258,7 @@ class SGD final : public Optimizer<T> {
     ++this->steps;
   }
 
-  // x is (m, n_in_l), dz is (m, n_out_l): ∇W = xᵀ dz and ∇b = Σ_rows dz, as in dense_backward_params.
+  // x is (m, n_in_l), dz is (m, n_out_l): ∇W = xᵀ dz and ∇b = Σ_rows dz, as in backward.
   void update_layer(Network<T>& net, Workspace<T>& ws, std::size_t l, ConstMatrixRef<T> x,
                     ConstMatrixRef<T> dz) override {
     auto& layer = net.layers[l];
