@@ -102,3 +102,21 @@ def test_large_inputs_are_predicted_in_chunks_equal_to_one_pass(net):
     full = net.predict(X)
     np.testing.assert_allclose(full[1000:1100], net.predict(X[1000:1100]), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(full[2048:], net.predict(X[2048:]), rtol=1e-6, atol=1e-7)
+
+
+def test_two_threads_splitting_the_rows_give_one_threads_results(net):
+    rng = np.random.default_rng(3)
+    X = rng.random((3001, 784), dtype=np.float32)
+    X[X < 0.8] = 0  # mostly zeros, like MNIST: the first layer takes the sparse path
+    y = rng.integers(0, 10, 3001)
+    saved = fastgd.get_num_threads()
+    try:
+        fastgd.set_num_threads(1)
+        one, one_scores = net.predict(X), net.evaluate(X, y)
+        fastgd.set_num_threads(2)
+        two, two_scores = net.predict(X), net.evaluate(X, y)
+    finally:
+        fastgd.set_num_threads(saved)
+    np.testing.assert_allclose(two, one, rtol=1e-6, atol=1e-7)
+    assert two_scores["accuracy"] == one_scores["accuracy"]
+    assert two_scores["loss"] == pytest.approx(one_scores["loss"], rel=1e-6)

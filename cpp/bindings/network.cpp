@@ -37,15 +37,15 @@ template <typename T>
 struct BoundNetwork {
   explicit BoundNetwork(fastgd::Network<T> network) : net(std::move(network)) {}
 
-  std::unique_ptr<fastgd::Workspace<T>> take_inference_workspace() {
+  std::unique_ptr<fastgd::InferenceWorkspace<T>> take_inference_workspace() {
     std::lock_guard<std::mutex> guard(pool_lock);
-    if (idle.empty()) return std::make_unique<fastgd::Workspace<T>>();
+    if (idle.empty()) return std::make_unique<fastgd::InferenceWorkspace<T>>();
     auto ws = std::move(idle.back());
     idle.pop_back();
     return ws;
   }
 
-  void return_inference_workspace(std::unique_ptr<fastgd::Workspace<T>> ws) {
+  void return_inference_workspace(std::unique_ptr<fastgd::InferenceWorkspace<T>> ws) {
     std::lock_guard<std::mutex> guard(pool_lock);
     idle.push_back(std::move(ws));
   }
@@ -66,7 +66,7 @@ struct BoundNetwork {
   fastgd::Progress progress;
   std::shared_mutex lock;
   std::mutex pool_lock;
-  std::vector<std::unique_ptr<fastgd::Workspace<T>>> idle;
+  std::vector<std::unique_ptr<fastgd::InferenceWorkspace<T>>> idle;
 };
 
 // While an epoch runs with the GIL released, Python's own SIGINT handler cannot run: this one

@@ -472,6 +472,47 @@ void test_predict_in_chunks() {
   CHECK(max_abs_diff(out_with_loss, out) == 0.0, "predict output depends on whether y is given");
 }
 
+// predict with its rows split over threads gives what one thread gives, whether the network
+// is small or has a layer large enough to need many rows a thread, with a sparse or dense input.
+void test_predict_on_threads_matches_one_thread() {
+  std::mt19937_64 rng(11);
+  Network<double> small({40, 24, 3}, {Activation::relu, Activation::softmax}, Loss::cross_entropy);
+  Network<double> large({48, 1100, 4}, {Activation::tanh, Activation::softmax}, Loss::cross_entropy);
+  static_assert(48 * 1100 < inference_large_layer_weights && 1100 * 4 < inference_large_layer_weights);
+  Network<double> wide({600, 900, 3}, {Activation::relu, Activation::softmax}, Loss::cross_entropy);
+  CHECK(wide.layers[0].w.size() >= inference_large_layer_weights, "the wide net has no large layer");
+  for (Network<double>* net : {&small, &large, &wide}) {
+    randomize(*net, rng);
+    for (auto& layer : net->layers) layer.w *= 0.1;
+    InferenceWorkspace<double> ws;
+    for (const bool sparse : {false, true}) for (const Index n : {Index(1), Index(5), Index(301), Index(2600)}) {
+      Mat x = random_matrix(n, net->n_in(), rng);
+      if (sparse) x = (x.array().abs() < 0.9).select(0.0, x);
+      const Mat y = one_hot_rows(n, net->n_out(), rng);
+      const ConstMatrixRef<double> y_ref(y);
+      Eigen::setNbThreads(1);
+      Mat want(n, net->n_out());
+      const double want_loss = predict<double>(want, *net, x, &y_ref);
+      for (const int threads : {2, 3}) {
+        Eigen::setNbThreads(threads);
+        const int used = inference_threads(*net, n, threads);
+        if (n == 2600) CHECK(used >= 2, cat("2600 rows on ", used, " of ", threads, " threads"));
+        if (n == 1) CHECK(used == 1, cat("one row on ", used, " threads"));
+        Mat got = Mat::Constant(n, net->n_out(), std::nan(""));
+        const double loss = predict<double>(got, ws, *net, x, &y_ref);
+        const std::string where = cat(net->layers[0].w.cols(), "-wide net, ", n, " rows, ",
+                                      sparse ? "sparse" : "dense", " input, ", threads, " threads: ");
+        CHECK(max_abs_diff(got, want) < 1e-13, cat(where, "outputs off by ", max_abs_diff(got, want)));
+        CHECK(near(loss, want_loss, 1e-12, 0.0), cat(where, "loss ", loss, " vs ", want_loss));
+        Mat again(n, net->n_out());
+        CHECK(predict<double>(again, ws, *net, x, &y_ref) == loss && again == got,
+              cat(where, "a second call differs"));
+      }
+    }
+  }
+  Eigen::setNbThreads(1);
+}
+
 // torch.optim.SGD on one tensor, dampening 0:
 //   g ← ∇θ + λθ;  b ← g (first step) or μb + g;  g ← g + μb (Nesterov) or b;  θ ← θ − γg
 template <typename P>
@@ -792,7 +833,20 @@ void test_gemm_kernels_match_oracle() {
       CHECK(max_abs_diff(dx, dx_oracle) < tolerance, cat("dX ", where, ": ", max_abs_diff(dx, dx_oracle)));
     }
   }
+  // A product gives the same bits whatever its buffers were reserved for and used on before:
+  // here a larger batch and two threads, each with a share of the columns.
+  const Mat x = random(300, 200), w = random(200, 150), x_large = random(1000, 200);
+  const Row b = random(1, 150);
+  Mat z_fresh(300, 150), z_reused(300, 150), z_large(1000, 150);
+  GemmScratch<double> fresh, reused;
+  reused.reserve(1000, 150, 200, 2);
+  Eigen::setNbThreads(2);
+  dense_forward<double>(z_large, x_large, w, b, reused);
   Eigen::setNbThreads(1);
+  fresh.reserve(300, 150, 200, 1);
+  dense_forward<double>(z_fresh, x, w, b, fresh);
+  dense_forward<double>(z_reused, x, w, b, reused);
+  CHECK(z_reused == z_fresh, cat("reused buffers change the product by ", max_abs_diff(z_reused, z_fresh)));
 }
 
 // An x (m, n_in) with round(density · m · n_in) nonzeros at random places; one zero in ten is −0.0.
@@ -931,6 +985,7 @@ const Test tests[] = {
     {"backward_matches_finite_differences", test_backward_matches_finite_differences},
     {"network_validation", test_network_validation},
     {"predict_in_chunks", test_predict_in_chunks},
+    {"predict_on_threads_matches_one_thread", test_predict_on_threads_matches_one_thread},
     {"sgd", test_sgd},
     {"train_epoch", test_train_epoch},
     {"fused_sgd_matches_separate_step", test_fused_sgd_matches_separate_step},

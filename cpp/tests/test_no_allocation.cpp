@@ -1,4 +1,5 @@
-// A training epoch after the first allocates nothing on the heap: with EIGEN_RUNTIME_NO_MALLOC
+// A training epoch after the first, and a predict after the first (on one thread or with its rows
+// split over two), allocate nothing on the heap: with EIGEN_RUNTIME_NO_MALLOC
 // and assertions on, any Eigen allocation while malloc is forbidden aborts this program, and so
 // does any other operator new (a std::vector growing) through the replacement below. Every case
 // runs on a dense input and on one that is 85 % zeros, which the first layer takes as sparse.
@@ -90,14 +91,22 @@ int main() {
       train_epoch<float>(net, *optimizer, ws, x.topRows(c.batch / 2 + 1), y.topRows(c.batch / 2 + 1),
                          nullptr, c.batch);
       forbid_heap(false);
+      InferenceWorkspace<float> inference;
+      Matrix<float> out(n, c.sizes.back());
+      predict<float>(out, inference, net, x);
+      forbid_heap(true);
+      predict<float>(out, inference, net, x);
+      predict<float>(out.topRows(c.batch), inference, net, x.topRows(c.batch));
+      forbid_heap(false);
       if (sparse && ws.sparse_capable && !took_sparse) {
         std::printf("FAIL: the 85 %% zeros input was not taken as sparse\n");
         return 1;
       }
-      std::printf("ok: %d thread(s), %s input, %lld-layer net, batch %lld, dropout %g, %lld steps\n",
+      std::printf("ok: %d thread(s), %s input, %lld-layer net, batch %lld, dropout %g, %lld steps, "
+                  "predict on %d thread(s)\n",
                   threads, took_sparse ? "sparse" : "dense",
                   static_cast<long long>(c.sizes.size() - 1), static_cast<long long>(c.batch),
-                  c.dropout, optimizer->steps);
+                  c.dropout, optimizer->steps, inference_threads(net, n, threads));
       ++passed;
     }
   }

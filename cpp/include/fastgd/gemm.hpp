@@ -1,7 +1,7 @@
 #pragma once
 // C += α·A·B through Eigen's blocked GEMM kernel (the code behind `C.noalias() += A * B`), with
 // its packing buffers held in a GemmScratch that is allocated once and reused, where Eigen's
-// own product allocates them on every call. The output's columns are split across OpenMP
+// own product allocates them on every call; the blocks are the ones Eigen's product chooses. The output's columns are split across OpenMP
 // threads, each with its own packing buffers. Row- and column-vector products go to Eigen's
 // GEMV, which needs no packing.
 
@@ -11,31 +11,74 @@
 
 #include <Eigen/Core>
 
+#include "fastgd/threads.hpp"
 #include "fastgd/types.hpp"
 
 namespace fastgd {
 
+// Eigen's cache blocking for one product, over packing buffers allocated ahead. The block sizes
+// are worked out from each product's own shape, as Eigen's own products do: which kernel and
+// which order of additions an output gets then depends on that shape alone, never on the
+// buffers' history, so the same product gives the same bits wherever it runs.
+template <typename T>
+class ReusedBlocking : public Eigen::internal::level3_blocking<T, T> {
+ public:
+  // Buffers for every product up to rows × cols × depth in Eigen's column-major view of a
+  // row-major product, which is transposed: rows there are output columns here.
+  void reserve(Index rows, Index cols, Index depth) {
+    const Index kc = std::min(depth, max_depth_block());
+    grow(a_, size_a_, rows * kc);
+    grow(b_, size_b_, kc * cols);
+    this->m_blockA = a_.get();
+    this->m_blockB = b_.get();
+  }
+
+  // Block sizes for one product: what Eigen's own product of this shape would choose.
+  void set(Index rows, Index cols, Index depth) {
+    if (rows == rows_ && cols == cols_ && depth == depth_) return;
+    rows_ = rows, cols_ = cols, depth_ = depth;
+    Index kc = depth, mc = rows, nc = cols;
+    Eigen::internal::computeProductBlockingSizes<T, T, 1, Index>(kc, mc, nc, 1);
+    // Never taken within the reserved shape, where Eigen's blocks are no larger than the product.
+    if (mc * kc > size_a_ || kc * nc > size_b_) reserve(mc, nc, kc);
+    this->m_mc = mc, this->m_nc = nc, this->m_kc = kc;
+  }
+
+ private:
+  struct AlignedDelete {
+    void operator()(T* p) const { Eigen::internal::aligned_free(p); }
+  };
+  using Buffer = std::unique_ptr<T[], AlignedDelete>;
+
+  // Eigen's depth block for a deep product: the L1 cache's share, the most any product gets.
+  static Index max_depth_block() {
+    static const Index block = [] {
+      Index kc = Index(1) << 40, mc = 1, nc = 1;
+      Eigen::internal::computeProductBlockingSizes<T, T, 1, Index>(kc, mc, nc, 1);
+      return kc;
+    }();
+    return block;
+  }
+
+  static void grow(Buffer& buffer, Index& size, Index wanted) {
+    if (wanted <= size) return;
+    buffer.reset(static_cast<T*>(Eigen::internal::aligned_malloc(std::size_t(wanted) * sizeof(T))));
+    size = wanted;
+  }
+
+  Buffer a_, b_;
+  Index size_a_ = 0, size_b_ = 0;
+  Index rows_ = -1, cols_ = -1, depth_ = -1;
+};
+
+// Packing buffers for products of up to (rows, cols, depth), C being (rows, cols), on up to
+// `threads` threads, each of which may take all of C's columns.
 template <typename T>
 class GemmScratch {
  public:
-  using Blocking = Eigen::internal::gemm_blocking_space<Eigen::RowMajor, T, T, Eigen::Dynamic,
-                                                        Eigen::Dynamic, Eigen::Dynamic, 1, false>;
-
-  // Packing buffers for products of about (rows, cols, depth) on up to `threads` threads. The
-  // sizes only tune the cache blocking: the kernel clamps its blocks to the buffers it is given,
-  // so any product shape is safe with any scratch.
   void reserve(Index rows, Index cols, Index depth, int threads) {
-    if (rows == rows_ && cols == cols_ && depth == depth_ && threads <= int(per_thread.size())) {
-      return;
-    }
-    rows_ = rows, cols_ = cols, depth_ = depth;
-    threads = std::max(threads, int(per_thread.size()));
-    per_thread.clear();
-    const Index chunk = column_chunk(cols, threads);
-    for (int t = 0; t < threads; ++t) {
-      per_thread.push_back(std::make_unique<Blocking>(rows, chunk, depth, 1, true));
-      per_thread.back()->allocateAll();
-    }
+    if (threads > int(per_thread.size())) per_thread.resize(std::size_t(threads));
+    for (auto& blocking : per_thread) blocking.reserve(cols, rows, depth);
   }
 
   static Index column_chunk(Index cols, int threads) {
@@ -43,10 +86,7 @@ class GemmScratch {
     return std::min(cols, (chunk + 7) / 8 * 8);
   }
 
-  std::vector<std::unique_ptr<Blocking>> per_thread;
-
- private:
-  Index rows_ = -1, cols_ = -1, depth_ = -1;
+  std::vector<ReusedBlocking<T>> per_thread;
 };
 
 // Threads worth using for an (m, n, k) product: Eigen's rule of at least 50,000 multiply-adds
@@ -82,9 +122,10 @@ void gemm_accumulate(T* c, Index ldc, Index m, Index n, Index k, const T* a, Ind
   }
   using Product = Eigen::internal::general_matrix_matrix_product<Index, T, LhsOrder, false, T,
                                                                  RhsOrder, false, Eigen::RowMajor, 1>;
-  const int threads = gemm_threads(m, n, k, std::min<int>(Eigen::nbThreads(), int(scratch.per_thread.size())));
+  const int threads = gemm_threads(m, n, k, std::min<int>(threads_allowed(), int(scratch.per_thread.size())));
   if (threads == 1) {
-    Product::run(m, n, k, a, lda, b, ldb, c, 1, ldc, alpha, *scratch.per_thread[0]);
+    scratch.per_thread[0].set(n, m, k);
+    Product::run(m, n, k, a, lda, b, ldb, c, 1, ldc, alpha, scratch.per_thread[0]);
     return;
   }
   const Index chunk = GemmScratch<T>::column_chunk(n, threads);
@@ -95,8 +136,10 @@ void gemm_accumulate(T* c, Index ldc, Index m, Index n, Index k, const T* a, Ind
     const Index first = Index(t) * chunk;
     if (first >= n) continue;
     const Index cols = std::min(chunk, n - first);
+    auto& blocking = scratch.per_thread[std::size_t(t)];
+    blocking.set(cols, m, k);
     Product::run(m, cols, k, a, lda, b + first * b_column_step, ldb, c + first, 1, ldc, alpha,
-                 *scratch.per_thread[std::size_t(t)]);
+                 blocking);
   }
 }
 

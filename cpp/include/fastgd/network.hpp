@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <cassert>
 #include <stdexcept>
 #include <string>
@@ -14,6 +15,7 @@
 #include "fastgd/dropout.hpp"
 #include "fastgd/losses.hpp"
 #include "fastgd/sparse.hpp"
+#include "fastgd/threads.hpp"
 
 namespace fastgd {
 
@@ -127,7 +129,7 @@ struct Workspace {
     if (batch > capacity || (for_training && !training)) {
       allocate(net, std::max({batch, capacity, Index(1)}), training || for_training);
     }
-    const int threads = Eigen::nbThreads();
+    const int threads = threads_allowed();
     if (sparse_capable) {
       const Index widest = std::max(capacity, net.n_in()) * sparse_kernels::max_packets *
                            sparse_kernels::lanes<T>;
@@ -207,7 +209,7 @@ void forward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x,
     if (l == 0) {
       ws.input_sparse = ws.sparse_capable && ws.sparse.assign(x);
       if (ws.input_sparse) {
-        sparse_dense_forward<T>(z, ws.sparse, layer.w, layer.b, Eigen::nbThreads());
+        sparse_dense_forward<T>(z, ws.sparse, layer.w, layer.b, threads_allowed());
       } else {
         dense_forward<T>(z, x, layer.w, layer.b, ws.gemm_forward[l]);
       }
@@ -237,7 +239,7 @@ template <typename T>
 void accumulate_weight_gradient(MatrixRef<T> target, T alpha, Workspace<T>& ws, std::size_t l,
                                 ConstMatrixRef<T> x, ConstMatrixRef<T> dz) {
   if (l == 0 && ws.input_sparse) {
-    sparse_accumulate_gradient<T>(target, alpha, ws.sparse, dz, Eigen::nbThreads());
+    sparse_accumulate_gradient<T>(target, alpha, ws.sparse, dz, threads_allowed());
     return;
   }
   accumulate_xt_dz<T>(target, alpha, x, dz, ws.gemm_dw[l]);
@@ -316,6 +318,64 @@ double predict(MatrixRef<T> out, const Network<T>& net, ConstMatrixRef<T> x,
                const ConstMatrixRef<T>* y = nullptr) {
   Workspace<T> ws;
   return predict<T>(out, ws, net, x, y);
+}
+
+// Buffers for predict on several threads, each running its own rows through the whole network.
+template <typename T>
+struct InferenceWorkspace {
+  std::vector<Workspace<T>> per_thread;  // [t] thread t's buffers
+  std::vector<double> loss;              // [t] the loss of thread t's rows
+};
+
+// Multiply-adds a thread must have before predict splits rows across threads: below it a
+// parallel region's start-up costs more than the second thread saves.
+inline constexpr double inference_min_work_per_thread = double(1 << 20);
+// Every thread packs each weight matrix it multiplies by for itself. For a matrix beyond the
+// L2 cache (2 MB of floats) that copy costs as much as about 128 rows of arithmetic, and below
+// that many rows a thread does better splitting each product's columns with the others.
+inline constexpr Index inference_large_layer_weights = Index(1) << 19;
+inline constexpr Index inference_min_rows_per_thread_large = 128;
+
+// Threads for predicting n rows, each taking a contiguous block of them through the whole
+// network: the layers then need no synchronization. 1 leaves the threads to each product.
+template <typename T>
+int inference_threads(const Network<T>& net, Index n, int available) {
+  double per_row = 0.0;
+  Index largest = 0;
+  for (const auto& layer : net.layers) {
+    per_row += double(layer.w.size());
+    largest = std::max(largest, layer.w.size());
+  }
+  double threads = std::min({double(available), double(n), double(n) * per_row / inference_min_work_per_thread});
+  if (largest >= inference_large_layer_weights) {
+    threads = std::min(threads, double(n / inference_min_rows_per_thread_large));
+  }
+  return int(std::max(1.0, threads));
+}
+
+// predict over the rows split across the allowed threads. The loss is summed in thread order,
+// so the result does not depend on which thread finishes first.
+template <typename T>
+double predict(MatrixRef<T> out, InferenceWorkspace<T>& ws, const Network<T>& net,
+               ConstMatrixRef<T> x, const ConstMatrixRef<T>* y = nullptr) {
+  const Index n = x.rows();
+  const int threads = inference_threads(net, n, threads_allowed());
+  if (ws.per_thread.size() < std::size_t(threads)) {
+    ws.per_thread.resize(std::size_t(threads));
+    ws.loss.resize(std::size_t(threads));
+  }
+  if (threads == 1) return predict<T>(out, ws.per_thread[0], net, x, y);
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+  for (int t = 0; t < threads; ++t) {
+    const Index begin = n * t / threads, rows = n * (t + 1) / threads - begin;
+    const auto part_y = y ? std::optional<ConstMatrixRef<T>>(y->middleRows(begin, rows)) : std::nullopt;
+    ws.loss[std::size_t(t)] =
+        predict<T>(out.middleRows(begin, rows), ws.per_thread[std::size_t(t)], net,
+                   x.middleRows(begin, rows), part_y ? &*part_y : nullptr);
+  }
+  double total = 0.0;
+  for (int t = 0; t < threads; ++t) total += ws.loss[std::size_t(t)];
+  return total;
 }
 
 }  // namespace fastgd

@@ -34,7 +34,7 @@ namespace fastgd {
 template <typename Update>
 void for_parts(Index n, Update&& update) {
   constexpr Index min_per_thread = Index(1) << 16;
-  const int threads = int(std::max<Index>(1, std::min<Index>(Eigen::nbThreads(), n / min_per_thread)));
+  const int threads = int(std::max<Index>(1, std::min<Index>(threads_allowed(), n / min_per_thread)));
   if (threads == 1) return update(Index(0), n);
   const Index part = ((n + threads - 1) / threads + 63) / 64 * 64;
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
