@@ -791,9 +791,9 @@ void test_xor_learns() {
   }
 }
 
-// The engine's dense kernels (packing buffers from a GemmScratch, columns split over threads)
-// against the plain Eigen-product oracle, for vectors, odd sizes and blocks larger than a cache
-// tile, with the scratch sized for a larger batch than the one used.
+// The engine's dense kernels (packing buffers from a GemmScratch, columns split over threads,
+// or the small-product kernel) against the plain Eigen-product oracle, for vectors, odd sizes
+// and blocks larger than a cache tile, with the scratch sized for a larger batch than the one used.
 void test_gemm_kernels_match_oracle() {
   std::mt19937_64 rng(17);
   std::normal_distribution<double> normal;
@@ -802,8 +802,13 @@ void test_gemm_kernels_match_oracle() {
     for (Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
     return m;
   };
+  // The second row goes to small_product_group (forward and dW), with widths around packets.
   const Index shapes[][3] = {{1, 10, 784}, {10, 30, 784}, {32, 128, 784}, {7, 1, 5},
-                             {3, 300, 2},  {257, 1031, 129}, {2, 2, 2}};
+                             {3, 300, 2},  {257, 1031, 129}, {2, 2, 2},
+                             {10, 10, 30}, {5, 17, 9}, {3, 31, 40}, {7, 8, 20}, {2, 33, 30}, {6, 12, 5}};
+  int small = 0;
+  for (const auto& shape : shapes) small += small_product_fits<double>(shape[0], shape[1], shape[2]);
+  CHECK(small >= 4, cat("only ", small, " shapes take the small-product kernel"));
   for (int threads : {1, 2}) {
     Eigen::setNbThreads(threads);
     for (const auto& shape : shapes) {
@@ -869,8 +874,8 @@ Matrix<T> sparse_random(Index m, Index n_in, double density, std::mt19937_64& rn
 // for giving way to the dense product.
 template <typename T>
 void check_sparse_kernels(const char* type_name) {
-  constexpr Index P = sparse_kernels::lanes<T>;
-  constexpr Index G = sparse_kernels::max_packets * P;
+  constexpr Index P = packet_groups::lanes<T>;
+  constexpr Index G = packet_groups::max_packets * P;
   std::mt19937_64 rng(31);
   const double tolerance = std::is_same_v<T, float> ? 2e-5 : 1e-12;
   const std::vector<Index> widths = {P, P + 1, 2 * P - 1, 2 * P + 3, G - 1, G, G + 1, G + P - 1,

@@ -103,15 +103,41 @@ decltype(auto) with_activation(Activation kind, F&& f) {
   throw std::invalid_argument("unknown activation");
 }
 
+// Whether a block's rows follow each other in memory.
+template <typename Block>
+bool rows_adjoin(const Block& m) {
+  return m.rows() <= 1 || m.outerStride() == m.cols();
+}
+
+// An elementwise activation sees blocks whose rows adjoin as one long row, so only the block's
+// last entries, not every row's, miss the vector code.
 template <typename T>
 void activate(Activation kind, MatrixRef<T> a, ConstMatrixRef<T> z) {
-  with_activation<T>(kind, [&](auto act) { decltype(act)::activate(a, z); });
+  with_activation<T>(kind, [&](auto act) {
+    using Act = decltype(act);
+    if (kind != Activation::softmax && rows_adjoin(a) && rows_adjoin(z)) {
+      Eigen::Map<Matrix<T>> a_row(a.data(), 1, a.size());
+      const Eigen::Map<const Matrix<T>> z_row(z.data(), 1, z.size());
+      return Act::activate(a_row, z_row);
+    }
+    Act::activate(a, z);
+  });
 }
 
 template <typename T>
 void apply_jacobian(Activation kind, MatrixRef<T> dz, ConstMatrixRef<T> z, ConstMatrixRef<T> a,
                     ConstMatrixRef<T> da) {
-  with_activation<T>(kind, [&](auto act) { decltype(act)::apply_jacobian(dz, z, a, da); });
+  with_activation<T>(kind, [&](auto act) {
+    using Act = decltype(act);
+    if (kind != Activation::softmax && rows_adjoin(dz) && rows_adjoin(z) && rows_adjoin(a) &&
+        rows_adjoin(da)) {
+      Eigen::Map<Matrix<T>> dz_row(dz.data(), 1, dz.size());
+      const Eigen::Map<const Matrix<T>> z_row(z.data(), 1, z.size()), a_row(a.data(), 1, a.size()),
+          da_row(da.data(), 1, da.size());
+      return Act::apply_jacobian(dz_row, z_row, a_row, da_row);
+    }
+    Act::apply_jacobian(dz, z, a, da);
+  });
 }
 
 inline Activation activation_from_name(const std::string& name) {

@@ -11,6 +11,7 @@
 
 #include <Eigen/Core>
 
+#include "fastgd/packet_groups.hpp"
 #include "fastgd/threads.hpp"
 #include "fastgd/types.hpp"
 
@@ -71,6 +72,40 @@ class ReusedBlocking : public Eigen::internal::level3_blocking<T, T> {
   Index rows_ = -1, cols_ = -1, depth_ = -1;
 };
 
+// Multiply-adds below which packing costs a product more than it saves.
+inline constexpr Index small_product_max_work = Index(1) << 13;
+
+// Whether c (m, n) += a b with depth k, b row-major, goes to small_product_group: c's rows fit a
+// group of packets.
+template <typename T>
+bool small_product_fits(Index m, Index n, Index k) {
+  using namespace packet_groups;
+  return n >= lanes<T> && n <= max_packets * lanes<T> && m * n * k <= small_product_max_work;
+}
+
+// c (m, n) += α a (m, k) b (k, n) for one column group of c, each row held in registers as K
+// packets: c_i += α Σ_e a_ie b_e. b's rows are contiguous (row stride ldb); a is stored in
+// LhsOrder with outer stride lda; c and b point at the group's first column.
+template <typename T, int K, int LhsOrder>
+void small_product_group(T* c, Index ldc, Index m, Index k, const T* a, Index lda, const T* b,
+                         Index ldb, T alpha, Index last_offset) {
+  using namespace packet_groups;
+  using P = Packet<T>;
+  constexpr int S = sum_sets<K>;
+  const P scale = Eigen::internal::pset1<P>(alpha);
+  for (Index i = 0; i < m; ++i) {
+    P sum[S][K];
+    for (int s = 0; s < S; ++s) {
+      for (int g = 0; g < K; ++g) sum[s][g] = Eigen::internal::pzero(P());
+    }
+    add_scaled_rows<T, K>(
+        sum, 0, k,
+        [&](Index e) { return LhsOrder == Eigen::RowMajor ? a[i * lda + e] : a[i + e * lda]; },
+        [&](Index e) { return b + e * ldb; }, last_offset);
+    add_to_group<T, K>(c + i * ldc, sum[0], scale, last_offset);
+  }
+}
+
 // Packing buffers for products of up to (rows, cols, depth), C being (rows, cols), on up to
 // `threads` threads, each of which may take all of C's columns.
 template <typename T>
@@ -108,6 +143,14 @@ template <int LhsOrder, int RhsOrder, typename T>
 void gemm_accumulate(T* c, Index ldc, Index m, Index n, Index k, const T* a, Index lda,
                      const T* b, Index ldb, T alpha, GemmScratch<T>& scratch) {
   if (m == 0 || n == 0 || k == 0) return;
+  if (RhsOrder == Eigen::RowMajor && small_product_fits<T>(m, n, k)) {
+    packet_groups::for_each_group<T>(0, n, [&](Index group, auto packets, Index last) {
+      constexpr int K = decltype(packets)::value;
+      small_product_group<T, K, LhsOrder>(c + group, ldc, m, k, a, lda, b + group, ldb, alpha,
+                                          last - group);
+    });
+    return;
+  }
   if (m == 1 || n == 1 || scratch.per_thread.empty()) {
     Eigen::Map<Matrix<T>, 0, Eigen::OuterStride<>> c_map(c, m, n, Eigen::OuterStride<>(ldc));
     const StridedMap<T, LhsOrder> a_map(a, m, k, Eigen::OuterStride<>(lda));

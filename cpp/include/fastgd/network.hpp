@@ -131,8 +131,8 @@ struct Workspace {
     }
     const int threads = threads_allowed();
     if (sparse_capable) {
-      const Index widest = std::max(capacity, net.n_in()) * sparse_kernels::max_packets *
-                           sparse_kernels::lanes<T>;
+      const Index widest = std::max(capacity, net.n_in()) * packet_groups::max_packets *
+                           packet_groups::lanes<T>;
       sparse.reserve_packing(widest, threads);
     }
     for (std::size_t l = 0; l < net.layers.size(); ++l) {

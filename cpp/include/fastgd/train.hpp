@@ -96,8 +96,8 @@ bool weights_finite(const Network<T>& net) {
 template <typename T>
 bool all_finite(const T* p, Index n) {
   using namespace Eigen::internal;
-  using P = sparse_kernels::Packet<T>;
-  constexpr Index L = sparse_kernels::lanes<T>;
+  using P = packet_groups::Packet<T>;
+  constexpr Index L = packet_groups::lanes<T>;
   P sum0 = pzero(P()), sum1 = pzero(P());
   Index j = 0;
   for (; j + 2 * L <= n; j += 2 * L) {
