@@ -1,9 +1,10 @@
 #pragma once
 // C += α·A·B through Eigen's blocked GEMM kernel (the code behind `C.noalias() += A * B`), with
 // its packing buffers held in a GemmScratch that is allocated once and reused, where Eigen's
-// own product allocates them on every call; the blocks are the ones Eigen's product chooses. The output's columns are split across OpenMP
-// threads, each with its own packing buffers. Row- and column-vector products go to Eigen's
-// GEMV, which needs no packing.
+// own product allocates them on every call; the blocks are the ones Eigen's product would
+// choose. The output's columns are split across OpenMP threads, each with its own packing
+// buffers. Row- and column-vector products go to Eigen's GEMV, which needs no packing, and
+// small products with narrow output rows to a kernel that needs none either.
 
 #include <algorithm>
 #include <memory>
