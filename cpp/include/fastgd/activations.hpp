@@ -18,6 +18,7 @@ inline constexpr double leaky_relu_slope = 0.01;
 
 template <typename T>
 struct Identity {
+  static constexpr bool elementwise = true;
   static void activate(MatrixRef<T> a, ConstMatrixRef<T> z) { a = z; }
   static void apply_jacobian(MatrixRef<T> dz, ConstMatrixRef<T>, ConstMatrixRef<T>,
                              ConstMatrixRef<T> da) {
@@ -27,6 +28,7 @@ struct Identity {
 
 template <typename T>
 struct Sigmoid {
+  static constexpr bool elementwise = true;
   // σ(z) = 1 / (1 + e^{-z}); e^{-z} overflows to +inf for very negative z, giving exactly 0.
   static void activate(MatrixRef<T> a, ConstMatrixRef<T> z) {
     a.array() = (T(1) + (-z.array()).exp()).inverse();
@@ -40,6 +42,7 @@ struct Sigmoid {
 
 template <typename T>
 struct Tanh {
+  static constexpr bool elementwise = true;
   static void activate(MatrixRef<T> a, ConstMatrixRef<T> z) { a.array() = z.array().tanh(); }
   // tanh'(z) = 1 − tanh²(z)
   static void apply_jacobian(MatrixRef<T> dz, ConstMatrixRef<T>, ConstMatrixRef<T> a,
@@ -50,6 +53,7 @@ struct Tanh {
 
 template <typename T>
 struct ReLU {
+  static constexpr bool elementwise = true;
   static void activate(MatrixRef<T> a, ConstMatrixRef<T> z) { a.array() = z.array().max(T(0)); }
   // relu'(z) = 1 for z > 0, else 0 (the subgradient at 0 is taken as 0, as PyTorch does)
   static void apply_jacobian(MatrixRef<T> dz, ConstMatrixRef<T> z, ConstMatrixRef<T>,
@@ -60,6 +64,7 @@ struct ReLU {
 
 template <typename T>
 struct LeakyReLU {
+  static constexpr bool elementwise = true;
   static void activate(MatrixRef<T> a, ConstMatrixRef<T> z) {
     a.array() = (z.array() > T(0)).select(z.array(), T(leaky_relu_slope) * z.array());
   }
@@ -71,6 +76,7 @@ struct LeakyReLU {
 
 template <typename T>
 struct Softmax {
+  static constexpr bool elementwise = false;
   // Row-wise softmax, shifted by the row maximum so that exp never overflows.
   static void activate(MatrixRef<T> a, ConstMatrixRef<T> z) {
     for (Index i = 0; i < z.rows(); ++i) {
@@ -115,10 +121,12 @@ template <typename T>
 void activate(Activation kind, MatrixRef<T> a, ConstMatrixRef<T> z) {
   with_activation<T>(kind, [&](auto act) {
     using Act = decltype(act);
-    if (kind != Activation::softmax && rows_adjoin(a) && rows_adjoin(z)) {
-      Eigen::Map<Matrix<T>> a_row(a.data(), 1, a.size());
-      const Eigen::Map<const Matrix<T>> z_row(z.data(), 1, z.size());
-      return Act::activate(a_row, z_row);
+    if constexpr (Act::elementwise) {
+      if (rows_adjoin(a) && rows_adjoin(z)) {
+        Eigen::Map<Matrix<T>> a_row(a.data(), 1, a.size());
+        const Eigen::Map<const Matrix<T>> z_row(z.data(), 1, z.size());
+        return Act::activate(a_row, z_row);
+      }
     }
     Act::activate(a, z);
   });
@@ -129,12 +137,13 @@ void apply_jacobian(Activation kind, MatrixRef<T> dz, ConstMatrixRef<T> z, Const
                     ConstMatrixRef<T> da) {
   with_activation<T>(kind, [&](auto act) {
     using Act = decltype(act);
-    if (kind != Activation::softmax && rows_adjoin(dz) && rows_adjoin(z) && rows_adjoin(a) &&
-        rows_adjoin(da)) {
-      Eigen::Map<Matrix<T>> dz_row(dz.data(), 1, dz.size());
-      const Eigen::Map<const Matrix<T>> z_row(z.data(), 1, z.size()), a_row(a.data(), 1, a.size()),
-          da_row(da.data(), 1, da.size());
-      return Act::apply_jacobian(dz_row, z_row, a_row, da_row);
+    if constexpr (Act::elementwise) {
+      if (rows_adjoin(dz) && rows_adjoin(z) && rows_adjoin(a) && rows_adjoin(da)) {
+        Eigen::Map<Matrix<T>> dz_row(dz.data(), 1, dz.size());
+        const Eigen::Map<const Matrix<T>> z_row(z.data(), 1, z.size()),
+            a_row(a.data(), 1, a.size()), da_row(da.data(), 1, da.size());
+        return Act::apply_jacobian(dz_row, z_row, a_row, da_row);
+      }
     }
     Act::apply_jacobian(dz, z, a, da);
   });

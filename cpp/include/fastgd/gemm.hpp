@@ -166,7 +166,8 @@ void gemm_accumulate(T* c, Index ldc, Index m, Index n, Index k, const T* a, Ind
   }
   using Product = Eigen::internal::general_matrix_matrix_product<Index, T, LhsOrder, false, T,
                                                                  RhsOrder, false, Eigen::RowMajor, 1>;
-  const int threads = gemm_threads(m, n, k, std::min<int>(threads_allowed(), int(scratch.per_thread.size())));
+  const int threads =
+      gemm_threads(m, n, k, std::min<int>(threads_allowed(), int(scratch.per_thread.size())));
   if (threads == 1) {
     scratch.per_thread[0].set(n, m, k);
     Product::run(m, n, k, a, lda, b, ldb, c, 1, ldc, alpha, scratch.per_thread[0]);

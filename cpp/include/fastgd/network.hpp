@@ -346,7 +346,8 @@ int inference_threads(const Network<T>& net, Index n, int available) {
     per_row += double(layer.w.size());
     largest = std::max(largest, layer.w.size());
   }
-  double threads = std::min({double(available), double(n), double(n) * per_row / inference_min_work_per_thread});
+  double threads = std::min(
+      {double(available), double(n), double(n) * per_row / inference_min_work_per_thread});
   if (largest >= inference_large_layer_weights) {
     threads = std::min(threads, double(n / inference_min_rows_per_thread_large));
   }
@@ -368,7 +369,8 @@ double predict(MatrixRef<T> out, InferenceWorkspace<T>& ws, const Network<T>& ne
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
   for (int t = 0; t < threads; ++t) {
     const Index begin = n * t / threads, rows = n * (t + 1) / threads - begin;
-    const auto part_y = y ? std::optional<ConstMatrixRef<T>>(y->middleRows(begin, rows)) : std::nullopt;
+    const auto part_y =
+        y ? std::optional<ConstMatrixRef<T>>(y->middleRows(begin, rows)) : std::nullopt;
     ws.loss[std::size_t(t)] =
         predict<T>(out.middleRows(begin, rows), ws.per_thread[std::size_t(t)], net,
                    x.middleRows(begin, rows), part_y ? &*part_y : nullptr);
