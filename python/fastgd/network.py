@@ -568,6 +568,15 @@ class BaseNetwork:
         if resume is not None:
             first_epoch = self._resume(resume, optimizer, rng, history, callbacks, run) + 1
         catch_interrupt = threading.current_thread() is threading.main_thread()
+
+        def restore_epoch_start(saved, state):
+            """Leave nothing half-trained; while X is unchecked, name its first bad value as a
+            check before training would: it explains more than a divergence or a row number."""
+            self.params = saved[0]
+            state.set_state(saved[1])
+            if unchecked:
+                raise_if_not_finite(original[: len(X)], X, "X")
+
         try:
             for epoch in range(first_epoch, epochs + 1):
                 started = time.perf_counter()
@@ -582,19 +591,11 @@ class BaseNetwork:
                             state, X, targets, rng, shuffle, batch_size, clip_norm, catch_interrupt, unchecked
                         )
                 except ValueError:
-                    # bad values found in a streamed part, or by the engine in X: leave nothing
-                    # half-trained, and name the first bad value as a check before training would
-                    self.params = saved[0]
-                    state.set_state(saved[1])
-                    if unchecked:
-                        raise_if_not_finite(original[: len(X)], X, "X")
+                    # bad values found in a streamed part, or by the engine in X
+                    restore_epoch_start(saved, state)
                     raise
                 if failed >= 0:
-                    self.params = saved[0]
-                    state.set_state(saved[1])
-                    if unchecked:
-                        # bad input that no batch reached yet explains more than the divergence
-                        raise_if_not_finite(original[: len(X)], X, "X")
+                    restore_epoch_start(saved, state)
                     raise TrainingDiverged(epoch, failed + 1, optimizer.lr)
                 if interrupted:
                     history.interrupted = True

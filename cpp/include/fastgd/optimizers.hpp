@@ -28,13 +28,14 @@
 
 namespace fastgd {
 
-// Calls update(offset, count) over [0, n) split into contiguous parts, one per thread Eigen may
-// use, when n is large enough to be worth a thread. Parts start at multiples of 64 entries, so
+// Calls update(offset, count) over [0, n) split into contiguous parts, one per allowed thread,
+// when n is large enough to be worth a thread. Parts start at multiples of 64 entries, so
 // every entry meets the same vector or scalar code as without a split: the same bits.
 template <typename Update>
 void for_parts(Index n, Update&& update) {
   constexpr Index min_per_thread = Index(1) << 16;
-  const int threads = int(std::max<Index>(1, std::min<Index>(threads_allowed(), n / min_per_thread)));
+  const int threads =
+      int(std::max<Index>(1, std::min<Index>(threads_allowed(), n / min_per_thread)));
   if (threads == 1) return update(Index(0), n);
   const Index part = ((n + threads - 1) / threads + 63) / 64 * 64;
 #pragma omp parallel for num_threads(threads) schedule(static, 1)

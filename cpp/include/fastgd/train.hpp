@@ -17,7 +17,7 @@ struct EpochResult {
   Index batches = 0;        // batches applied
   Index failed_batch = -1;  // batch whose loss, or after which the weights, were NaN or Inf; or -1
   bool interrupted = false;  // stopped at a batch boundary because *stop became true
-  Index nonfinite_row = -1;  // with check_rows: the row of x holding NaN or Inf that stopped the epoch
+  Index nonfinite_row = -1;  // with check_rows: the row of x with NaN or Inf that stopped the epoch
 };
 
 // What training has done since the last reset, for another thread to read while it runs; one
@@ -112,8 +112,9 @@ bool all_finite(const T* p, Index n) {
 
 // Gathers the rows order[i] (or i, without order) of x and y into the workspace batch by batch
 // and updates the network after each. x is (n, n_in), y is (n, n_out), order is (n). A batch
-// whose loss is not finite, or with check_rows one holding a row of x that is not, is not applied; weights that are not finite at the end of the
-// epoch mark its last batch as failed. Either way the caller restores the weights it trusts.
+// whose loss is not finite, or with check_rows one holding a row of x that is not, is not
+// applied; weights that are not finite at the end of the epoch mark its last batch as failed.
+// Either way the caller restores the weights it trusts.
 template <typename T>
 EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& ws,
                         ConstMatrixRef<T> x, ConstMatrixRef<T> y, const std::int64_t* order,
