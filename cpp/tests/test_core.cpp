@@ -974,6 +974,101 @@ void test_threaded_optimizer_steps_match_one_thread() {
   check("Adagrad", Adagrad<double>(adagrad), Adagrad<double>(adagrad));
 }
 
+// train_epoch keeps a sparse first layer's W on cache-line-aligned rows while SGD trains it in
+// place: the epoch must give the same bits as its batches run by hand on the network's own W,
+// and must hand the weights back however it ends.
+template <typename T>
+void check_epoch_on_line_aligned_weights(const char* type_name) {
+  constexpr Index P = packet_groups::lanes<T>;
+  std::mt19937_64 rng(41);
+  const Index n = 23, batch = 4, n_in = 50;
+  const Matrix<T> x = sparse_random<T>(n, n_in, 0.15, rng);
+  const Matrix<T> y = random_matrix(n, 3, rng).template cast<T>();
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), std::int64_t(0));
+  std::shuffle(order.begin(), order.end(), rng);
+  const auto same_bits = [](const Network<T>& a, const Network<T>& b) {
+    for (std::size_t l = 0; l < a.layers.size(); ++l) {
+      if ((a.layers[l].w.array() != b.layers[l].w.array()).any()) return false;
+      if ((a.layers[l].b.array() != b.layers[l].b.array()).any()) return false;
+    }
+    return true;
+  };
+  // Runs the first `batches` batches of the epoch by hand, without train_epoch's copy of W.
+  const auto by_hand = [&](Network<T> net, const SGDHyperparameters& hyper, Index batches) {
+    SGD<T> sgd(hyper);
+    Workspace<T> ws(net, batch);
+    for (Index start = 0; start < batches * batch; start += batch) {
+      const Index m = std::min(batch, n - start);
+      Matrix<T> xb(m, n_in), yb(m, y.cols());
+      for (Index i = 0; i < m; ++i) {
+        xb.row(i) = x.row(order[std::size_t(start + i)]);
+        yb.row(i) = y.row(order[std::size_t(start + i)]);
+      }
+      forward<T>(ws, net, xb);
+      backward_and_step<T>(ws, net, sgd, xb, yb);
+    }
+    return net;
+  };
+  for (const Index width : {P, Index(30), 2 * P + 1, Index(67)}) {
+    Network<T> start({n_in, width, 3}, {Activation::sigmoid, Activation::identity}, Loss::mse);
+    for (auto& layer : start.layers) {
+      layer.w = random_matrix(layer.w.rows(), layer.w.cols(), rng).template cast<T>();
+    }
+    for (const SGDHyperparameters hyper : {SGDHyperparameters{0.5, 0.0, false, 0.0},
+                                           SGDHyperparameters{0.2, 0.9, false, 1e-2}}) {
+      const std::string label = cat(type_name, " width ", width, " momentum ", hyper.momentum);
+      Network<T> net = start;
+      SGD<T> sgd(hyper);
+      Workspace<T> ws;
+      TrainOptions options;
+      options.batch_size = batch;
+      const EpochResult result = train_epoch<T>(net, sgd, ws, x, y, order.data(), options);
+      CHECK(result.batches == 6 && result.failed_batch == -1, cat(label, ": ", result.batches, " batches"));
+      CHECK(same_bits(net, by_hand(start, hyper, 6)), cat(label, ": differs from the batches by hand"));
+      CHECK(!same_bits(net, start), cat(label, ": did not train"));
+      CHECK(ws.first_w.size() == n_in * width && !ws.first_w_holds_weights,
+            cat(label, ": the aligned copy was not made, or still holds the weights"));
+      const auto view = ws.first_w.view();
+      CHECK(reinterpret_cast<std::uintptr_t>(view.data()) % cache_line_bytes == 0 &&
+                view.outerStride() * Index(sizeof(T)) % cache_line_bytes == 0,
+            cat(label, ": rows not on cache lines, stride ", view.outerStride()));
+
+      Matrix<T> poisoned_y = y;
+      poisoned_y(order[9], 0) = std::numeric_limits<T>::quiet_NaN();
+      Network<T> failed = start;
+      SGD<T> failed_sgd(hyper);
+      const EpochResult stopped = train_epoch<T>(failed, failed_sgd, ws, x, poisoned_y, order.data(), options);
+      CHECK(stopped.failed_batch == 2, cat(label, ": failed_batch ", stopped.failed_batch));
+      CHECK(same_bits(failed, by_hand(start, hyper, 2)),
+            cat(label, ": a failed batch did not leave the first two batches' weights"));
+
+      Matrix<T> poisoned_x = x;
+      poisoned_x(order[5], 7) = std::numeric_limits<T>::infinity();
+      options.check_rows = true;
+      Network<T> checked = start;
+      SGD<T> checked_sgd(hyper);
+      const EpochResult refused = train_epoch<T>(checked, checked_sgd, ws, poisoned_x, y, order.data(), options);
+      CHECK(refused.nonfinite_row == order[5], cat(label, ": nonfinite_row ", refused.nonfinite_row));
+      CHECK(same_bits(checked, by_hand(start, hyper, 1)),
+            cat(label, ": a refused row did not leave the first batch's weights"));
+
+      const std::atomic<bool> stop{true};
+      options.stop = &stop;
+      Network<T> interrupted = start;
+      SGD<T> interrupted_sgd(hyper);
+      CHECK(train_epoch<T>(interrupted, interrupted_sgd, ws, x, y, order.data(), options).interrupted &&
+                same_bits(interrupted, start) && !ws.first_w_holds_weights,
+            cat(label, ": an interrupted epoch changed the weights"));
+    }
+  }
+}
+
+void test_epoch_on_line_aligned_weights() {
+  check_epoch_on_line_aligned_weights<float>("float");
+  check_epoch_on_line_aligned_weights<double>("double");
+}
+
 void test_sparse_kernels_match_dense() {
   check_sparse_kernels<float>("float");
   check_sparse_kernels<double>("double");
@@ -998,6 +1093,7 @@ const Test tests[] = {
     {"xor_learns", test_xor_learns},
     {"gemm_kernels_match_oracle", test_gemm_kernels_match_oracle},
     {"sparse_kernels_match_dense", test_sparse_kernels_match_dense},
+    {"epoch_on_line_aligned_weights", test_epoch_on_line_aligned_weights},
     {"threaded_optimizer_steps_match_one_thread", test_threaded_optimizer_steps_match_one_thread},
     {"dropout", test_dropout},
 };

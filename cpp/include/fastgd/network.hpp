@@ -86,6 +86,32 @@ class Network {
 
 enum class Purpose { inference, training };
 
+// A row-major matrix whose rows each start on a 64-byte cache line, padded at their ends.
+template <typename T>
+class LineAlignedMatrix {
+ public:
+  using View = Eigen::Map<Matrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+  using ConstView = Eigen::Map<const Matrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+  static constexpr Index line = cache_line_bytes / Index(sizeof(T));
+
+  void resize(Index rows, Index cols) {
+    rows_ = rows, cols_ = cols, stride_ = (cols + line - 1) / line * line;
+    storage_.resize(std::size_t(rows * stride_ + line - 1));
+    const auto past_line = Index(reinterpret_cast<std::uintptr_t>(storage_.data()) % cache_line_bytes);
+    first_ = (cache_line_bytes - past_line) % cache_line_bytes / Index(sizeof(T));
+  }
+
+  View view() { return View(storage_.data() + first_, rows_, cols_, Eigen::OuterStride<>(stride_)); }
+  ConstView view() const {
+    return ConstView(storage_.data() + first_, rows_, cols_, Eigen::OuterStride<>(stride_));
+  }
+  Index size() const { return rows_ * cols_; }
+
+ private:
+  Index rows_ = 0, cols_ = 0, stride_ = 0, first_ = 0;
+  std::vector<T> storage_;  // (rows · stride + line − 1), row i at first + i · stride
+};
+
 // Which masks a training batch draws: those of `batch` (its index in the epoch) under `seed`.
 struct DropoutBatch {
   std::uint64_t seed = 0;
@@ -114,6 +140,9 @@ struct Workspace {
   bool sparse_capable = false;      // whether the first layer's shape suits the sparse kernels
   bool input_sparse = false;        // whether the last forward pass held its input as nonzeros
   SparseRows<T> sparse;             // the nonzeros of the last forward pass's input
+  LineAlignedMatrix<T> first_w;     // (n_in, n_out_0) layer 0's W while an epoch holds it there
+                                    // (train.hpp's FirstLayerOnLines); empty unless sparse_capable
+  bool first_w_holds_weights = false;
 
   Workspace() = default;
   Workspace(const Network<T>& net, Index batch, Purpose purpose = Purpose::training) {
@@ -175,6 +204,7 @@ struct Workspace {
     sparse_capable = sparse_kernels_fit<T>(net.n_in(), net.layers[0].w.cols());
     if (sparse_capable) sparse.reserve(capacity, net.n_in(), training);
     if (!training) return;
+    if (sparse_capable) first_w.resize(net.n_in(), net.layers[0].w.cols());
     x.resize(capacity, net.n_in());
     y.resize(capacity, net.n_out());
     dz.resize(L), dw.resize(L), db.resize(L), gemm_dw.resize(L), gemm_dx.resize(L);
@@ -192,6 +222,21 @@ struct Workspace {
   }
 };
 
+// W of layer l: (n_in_l, n_out_l), read from ws.first_w while that copy holds layer 0's weights.
+template <typename T>
+ConstMatrixRef<T> layer_weights(const Workspace<T>& ws, const Network<T>& net, std::size_t l) {
+  const Matrix<T>& w = net.layers[l].w;
+  if (l == 0 && ws.first_w_holds_weights) return ws.first_w.view();
+  return w;
+}
+
+template <typename T>
+MatrixRef<T> layer_weights(Workspace<T>& ws, Network<T>& net, std::size_t l) {
+  Matrix<T>& w = net.layers[l].w;
+  if (l == 0 && ws.first_w_holds_weights) return ws.first_w.view();
+  return w;
+}
+
 // Fills ws.z and ws.a for the rows of x; x is (m, n_in) with m <= ws.capacity. With `dropout`
 // (training only) every layer with a rate also fills ws.mask and ws.dropped, and the next layer
 // reads ws.dropped.
@@ -208,10 +253,11 @@ void forward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x,
     auto a = ws.a[l].topRows(m);
     if (l == 0) {
       ws.input_sparse = ws.sparse_capable && ws.sparse.assign(x);
+      const auto w = layer_weights<T>(ws, net, 0);
       if (ws.input_sparse) {
-        sparse_dense_forward<T>(z, ws.sparse, layer.w, layer.b, threads_allowed());
+        sparse_dense_forward<T>(z, ws.sparse, w, layer.b, threads_allowed());
       } else {
-        dense_forward<T>(z, x, layer.w, layer.b, ws.gemm_forward[l]);
+        dense_forward<T>(z, x, w, layer.b, ws.gemm_forward[l]);
       }
     } else {
       dense_forward<T>(z, ws.output(net, l - 1).topRows(m), layer.w, layer.b, ws.gemm_forward[l]);

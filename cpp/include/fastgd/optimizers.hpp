@@ -263,26 +263,27 @@ class SGD final : public Optimizer<T> {
   void update_layer(Network<T>& net, Workspace<T>& ws, std::size_t l, ConstMatrixRef<T> x,
                     ConstMatrixRef<T> dz) override {
     auto& layer = net.layers[l];
+    MatrixRef<T> w = layer_weights<T>(ws, net, l);
     const T lr = T(hyper.lr), mu = T(hyper.momentum), decay = T(hyper.weight_decay);
-    auto accumulate_gradient = [&](Matrix<T>& target, T alpha) {
+    auto accumulate_gradient = [&](MatrixRef<T> target, T alpha) {
       accumulate_weight_gradient<T>(target, alpha, ws, l, x, dz);
     };
     if (hyper.momentum == 0.0) {
       // θ ← θ − γ (∇θ + λθ) = (1 − γλ) θ − γ ∇θ
-      if (decay != T(0)) layer.w *= T(1) - lr * decay;
-      accumulate_gradient(layer.w, -lr);
+      if (decay != T(0)) w *= T(1) - lr * decay;
+      accumulate_gradient(w, -lr);
       layer.b.noalias() -= lr * dz.colwise().sum();
       return;
     }
     auto& velocity = velocity_w[l];
     // b ← μ b + g with g = ∇θ + λθ (b starts at 0, so the first step gives b = g); θ ← θ − γ b
     if (decay != T(0)) {
-      velocity = mu * velocity + decay * layer.w;
+      velocity = mu * velocity + decay * w;
     } else {
       velocity *= mu;
     }
     accumulate_gradient(velocity, T(1));
-    layer.w.noalias() -= lr * velocity;
+    w.noalias() -= lr * velocity;
     velocity_b[l] = mu * velocity_b[l] + dz.colwise().sum();
     layer.b.noalias() -= lr * velocity_b[l];
   }

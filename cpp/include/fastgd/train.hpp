@@ -110,19 +110,55 @@ bool all_finite(const T* p, Index n) {
   return rest == T(0);
 }
 
-// Gathers the rows order[i] (or i, without order) of x and y into the workspace batch by batch
-// and updates the network after each. x is (n, n_in), y is (n, n_out), order is (n). A batch
-// whose loss is not finite, or with check_rows one holding a row of x that is not, is not
-// applied; weights that are not finite at the end of the epoch mark its last batch as failed.
-// Either way the caller restores the weights it trusts.
+// Moves layer 0's W into ws.first_w for an epoch whose updates ride on the sparse kernels, and
+// back when it goes out of scope, however the epoch ends. There every row of W starts on a cache
+// line, so a row spans as few lines as it can and, for widths such as 30 or 128, no packet the
+// kernels load or store straddles two lines: a 784-30-10 network's epoch runs about 10 % faster.
+// The kernels see the same numbers either way, so the results are the same bits.
 template <typename T>
-EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& ws,
-                        ConstMatrixRef<T> x, ConstMatrixRef<T> y, const std::int64_t* order,
-                        const TrainOptions& options) {
-  const Index batch_size = options.batch_size;
-  assert(batch_size > 0 && y.rows() == x.rows() && optimizer.fits(net));
-  const Index n = x.rows();
-  ws.reserve(net, std::min(batch_size, n));
+class FirstLayerOnLines {
+ public:
+  FirstLayerOnLines(Workspace<T>& ws, Network<T>& net, bool wanted) : ws_(ws), net_(net) {
+    if (!wanted || ws.first_w.size() == 0) return;
+    assert(!ws.first_w_holds_weights && ws.first_w.size() == net.layers[0].w.size());
+    ws.first_w.view() = net.layers[0].w;
+    ws.first_w_holds_weights = true;
+  }
+  ~FirstLayerOnLines() {
+    if (!ws_.first_w_holds_weights) return;
+    ws_.first_w_holds_weights = false;
+    net_.layers[0].w = ws_.first_w.view();
+  }
+  FirstLayerOnLines(const FirstLayerOnLines&) = delete;
+  FirstLayerOnLines& operator=(const FirstLayerOnLines&) = delete;
+
+ private:
+  Workspace<T>& ws_;
+  Network<T>& net_;
+};
+
+// Asks for every cache line of p[0..count) to be on its way to the L2 cache.
+template <typename T>
+void prefetch_entries(const T* p, Index count) {
+  const char* first = reinterpret_cast<const char*>(p);
+  const Index bytes = count * Index(sizeof(T));
+  for (Index at = 0; at < bytes; at += cache_line_bytes) __builtin_prefetch(first + at, 0, 2);
+}
+
+// How far ahead of the gathering the rows of x are prefetched: about this many bytes, so that
+// they arrive during the batch before theirs and stay in L2 until gathered. A row whose first
+// read only would start the hardware's stream costs about a third of a 784-30-10 epoch at
+// batch 10; prefetched 10 to 20 rows ahead it costs about a tenth. 512 bytes of each row instead
+// of the whole gained nothing, and prefetching the whole next batch at once slowed the batch.
+inline constexpr Index gather_prefetch_bytes = Index(64) << 10;
+
+// train_epoch's loop over the batches, with layer 0's W wherever the epoch keeps it.
+template <typename T>
+EpochResult train_batches(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& ws,
+                          ConstMatrixRef<T> x, ConstMatrixRef<T> y, const std::int64_t* order,
+                          const TrainOptions& options, bool fused) {
+  const Index batch_size = options.batch_size, n = x.rows();
+  const Index ahead = std::max<Index>(1, gather_prefetch_bytes / (x.cols() * Index(sizeof(T))));
   EpochResult result;
   for (Index start = 0; start < n; start += batch_size, ++result.batches) {
     if (options.stop && options.stop->load(std::memory_order_relaxed)) {
@@ -133,6 +169,11 @@ EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& 
     for (Index i = 0; i < m; ++i) {
       const Index row = order ? Index(order[start + i]) : start + i;
       assert(row >= 0 && row < n);
+      if (order && start + i + ahead < n) {
+        const Index later = Index(order[start + i + ahead]);
+        prefetch_entries<T>(x.data() + later * x.outerStride(), x.cols());
+        prefetch_entries<T>(y.data() + later * y.outerStride(), y.cols());
+      }
       ws.x.row(i) = x.row(row);
       ws.y.row(i) = y.row(row);
     }
@@ -153,7 +194,7 @@ EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& 
       result.failed_batch = result.batches;
       return result;
     }
-    if (options.clip_norm == 0.0 && optimizer.fuses_with_backward()) {
+    if (fused) {
       backward_and_step<T>(ws, net, optimizer, xb, yb);
     } else {
       backward<T>(ws, net, xb, yb);
@@ -164,7 +205,28 @@ EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& 
     result.samples += m;
     if (options.progress) options.progress->add_batch(m, loss);
   }
-  if (result.batches > 0 && !weights_finite(net)) result.failed_batch = result.batches - 1;
+  return result;
+}
+
+// Gathers the rows order[i] (or i, without order) of x and y into the workspace batch by batch
+// and updates the network after each. x is (n, n_in), y is (n, n_out), order is (n). A batch
+// whose loss is not finite, or with check_rows one holding a row of x that is not, is not
+// applied; weights that are not finite at the end of the epoch mark its last batch as failed.
+// Either way the caller restores the weights it trusts.
+template <typename T>
+EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& ws,
+                        ConstMatrixRef<T> x, ConstMatrixRef<T> y, const std::int64_t* order,
+                        const TrainOptions& options) {
+  assert(options.batch_size > 0 && y.rows() == x.rows() && optimizer.fits(net));
+  ws.reserve(net, std::min(options.batch_size, x.rows()));
+  const bool fused = options.clip_norm == 0.0 && optimizer.fuses_with_backward();
+  EpochResult result;
+  {
+    const FirstLayerOnLines<T> first_layer(ws, net, fused);
+    result = train_batches<T>(net, optimizer, ws, x, y, order, options, fused);
+  }
+  const bool completed = result.failed_batch == -1 && result.nonfinite_row == -1 && !result.interrupted;
+  if (completed && result.batches > 0 && !weights_finite(net)) result.failed_batch = result.batches - 1;
   return result;
 }
 

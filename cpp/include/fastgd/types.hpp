@@ -8,6 +8,8 @@ namespace fastgd {
 
 using Index = Eigen::Index;
 
+inline constexpr Index cache_line_bytes = 64;
+
 template <typename T>
 using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 template <typename T>
