@@ -1062,6 +1062,15 @@ void check_epoch_on_line_aligned_weights(const char* type_name) {
             cat(label, ": an interrupted epoch changed the weights"));
     }
   }
+  const Index row_bytes = LineAlignedMatrix<T>::bytes(1, 30);
+  const Index rows_that_fit = first_layer_copy_max_bytes / row_bytes;
+  for (const Index rows : {rows_that_fit, rows_that_fit + 1}) {
+    const Network<T> net({rows, 30, 3}, {Activation::sigmoid, Activation::identity}, Loss::mse);
+    const Workspace<T> ws(net, batch);
+    const bool copied = ws.first_w.size() == rows * 30;
+    CHECK(ws.sparse_capable && copied == (rows == rows_that_fit) && (copied || ws.first_w.size() == 0),
+          cat(type_name, ": a first layer of ", rows, " rows, copy of ", ws.first_w.size(), " entries"));
+  }
 }
 
 void test_epoch_on_line_aligned_weights() {

@@ -86,6 +86,12 @@ class Network {
 
 enum class Purpose { inference, training };
 
+// The largest first layer whose W training copies onto cache lines (train.hpp's
+// FirstLayerOnLines): the second-level cache of the AMD Zen 3 it was measured on. A W that fits
+// there is read a few lines per nonzero input, and a line saved per row shows; a larger one
+// comes from memory either way, and its copy would only double what the layer holds.
+inline constexpr Index first_layer_copy_max_bytes = Index(512) << 10;
+
 // A row-major matrix whose rows each start on a 64-byte cache line, padded at their ends.
 template <typename T>
 class LineAlignedMatrix {
@@ -95,7 +101,11 @@ class LineAlignedMatrix {
   static constexpr Index line = cache_line_bytes / Index(sizeof(T));
 
   void resize(Index rows, Index cols) {
-    rows_ = rows, cols_ = cols, stride_ = (cols + line - 1) / line * line;
+    rows_ = rows, cols_ = cols, stride_ = padded(cols);
+    if (size() == 0) {
+      storage_ = {}, first_ = 0;
+      return;
+    }
     storage_.resize(std::size_t(rows * stride_ + line - 1));
     const auto past_line = Index(reinterpret_cast<std::uintptr_t>(storage_.data()) % cache_line_bytes);
     first_ = (cache_line_bytes - past_line) % cache_line_bytes / Index(sizeof(T));
@@ -106,8 +116,11 @@ class LineAlignedMatrix {
     return ConstView(storage_.data() + first_, rows_, cols_, Eigen::OuterStride<>(stride_));
   }
   Index size() const { return rows_ * cols_; }
+  static Index bytes(Index rows, Index cols) { return rows * padded(cols) * Index(sizeof(T)); }
 
  private:
+  static Index padded(Index cols) { return (cols + line - 1) / line * line; }
+
   Index rows_ = 0, cols_ = 0, stride_ = 0, first_ = 0;
   std::vector<T> storage_;  // (rows · stride + line − 1), row i at first + i · stride
 };
@@ -142,6 +155,7 @@ struct Workspace {
   SparseRows<T> sparse;             // the nonzeros of the last forward pass's input
   LineAlignedMatrix<T> first_w;     // (n_in, n_out_0) layer 0's W while an epoch holds it there
                                     // (train.hpp's FirstLayerOnLines); empty unless sparse_capable
+                                    // and within first_layer_copy_max_bytes
   bool first_w_holds_weights = false;
 
   Workspace() = default;
@@ -204,7 +218,10 @@ struct Workspace {
     sparse_capable = sparse_kernels_fit<T>(net.n_in(), net.layers[0].w.cols());
     if (sparse_capable) sparse.reserve(capacity, net.n_in(), training);
     if (!training) return;
-    if (sparse_capable) first_w.resize(net.n_in(), net.layers[0].w.cols());
+    const Index n_out_0 = net.layers[0].w.cols();
+    const bool copy_first_w =
+        sparse_capable && LineAlignedMatrix<T>::bytes(net.n_in(), n_out_0) <= first_layer_copy_max_bytes;
+    first_w.resize(copy_first_w ? net.n_in() : 0, copy_first_w ? n_out_0 : 0);
     x.resize(capacity, net.n_in());
     y.resize(capacity, net.n_out());
     dz.resize(L), dw.resize(L), db.resize(L), gemm_dw.resize(L), gemm_dx.resize(L);
