@@ -110,12 +110,12 @@ bool all_finite(const T* p, Index n) {
   return rest == T(0);
 }
 
-// Moves layer 0's W into ws.first_w for an epoch of fused steps, when the workspace has that
-// buffer (a sparse-capable first layer within first_layer_copy_max_bytes), and back when it goes
-// out of scope, however the epoch ends. There every row of W starts on a cache
-// line, so a row spans as few lines as it can and, for widths such as 30 or 128, no packet the
-// kernels load or store straddles two lines: a 784-30-10 network's epoch runs about 10 % faster.
-// The kernels see the same numbers either way, so the results are the same bits.
+// Moves layer 0's W into ws.first_w for an epoch of fused steps, when the workspace has that buffer
+// (a sparse-capable first layer within first_layer_copy_max_bytes), and back when it goes out of
+// scope, however the epoch ends. There every row of W starts on a cache line, so a row spans as few
+// lines as it can and, for widths such as 30 or 128, no packet the kernels load or store straddles
+// two lines: a 784-30-10 network's epoch runs about 10 % faster. The kernels see the same numbers
+// either way, so the results are the same bits.
 template <typename T>
 class FirstLayerOnLines {
  public:
