@@ -107,11 +107,14 @@ class LineAlignedMatrix {
       return;
     }
     storage_.resize(std::size_t(rows * stride_ + line - 1));
-    const auto past_line = Index(reinterpret_cast<std::uintptr_t>(storage_.data()) % cache_line_bytes);
+    const auto address = reinterpret_cast<std::uintptr_t>(storage_.data());
+    const auto past_line = Index(address % cache_line_bytes);
     first_ = (cache_line_bytes - past_line) % cache_line_bytes / Index(sizeof(T));
   }
 
-  View view() { return View(storage_.data() + first_, rows_, cols_, Eigen::OuterStride<>(stride_)); }
+  View view() {
+    return View(storage_.data() + first_, rows_, cols_, Eigen::OuterStride<>(stride_));
+  }
   ConstView view() const {
     return ConstView(storage_.data() + first_, rows_, cols_, Eigen::OuterStride<>(stride_));
   }
@@ -219,8 +222,8 @@ struct Workspace {
     if (sparse_capable) sparse.reserve(capacity, net.n_in(), training);
     if (!training) return;
     const Index n_out_0 = net.layers[0].w.cols();
-    const bool copy_first_w =
-        sparse_capable && LineAlignedMatrix<T>::bytes(net.n_in(), n_out_0) <= first_layer_copy_max_bytes;
+    const Index copy_bytes = LineAlignedMatrix<T>::bytes(net.n_in(), n_out_0);
+    const bool copy_first_w = sparse_capable && copy_bytes <= first_layer_copy_max_bytes;
     first_w.resize(copy_first_w ? net.n_in() : 0, copy_first_w ? n_out_0 : 0);
     x.resize(capacity, net.n_in());
     y.resize(capacity, net.n_out());

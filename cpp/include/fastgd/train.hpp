@@ -226,8 +226,11 @@ EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& 
     const FirstLayerOnLines<T> first_layer(ws, net, fused);
     result = train_batches<T>(net, optimizer, ws, x, y, order, options, fused);
   }
-  const bool completed = result.failed_batch == -1 && result.nonfinite_row == -1 && !result.interrupted;
-  if (completed && result.batches > 0 && !weights_finite(net)) result.failed_batch = result.batches - 1;
+  const bool completed =
+      result.failed_batch == -1 && result.nonfinite_row == -1 && !result.interrupted;
+  if (completed && result.batches > 0 && !weights_finite(net)) {
+    result.failed_batch = result.batches - 1;
+  }
   return result;
 }
 
