@@ -32,7 +32,7 @@ def mapped(tmp_path, X, name="X.npy"):
 @pytest.fixture
 def small_parts(monkeypatch):
     # parts of about 96 rows of 12 features (whole batches when training)
-    monkeypatch.setattr(fastgd.network, "STREAM_CHUNK_BYTES", 12 * 12 * 4 * 8)
+    monkeypatch.setattr(fastgd._training, "STREAM_CHUNK_BYTES", 12 * 12 * 4 * 8)
 
 
 def fitted(X, y, shuffle, dropout=0.0, dtype="float32", **kwargs):

@@ -28,6 +28,66 @@ using fastgd::Index;
 using fastgd::MatrixRef;
 
 namespace fastgd_bindings {
+// A scipy.sparse CSR matrix's arrays, passed as the tuple (indptr int64, indices int32, data) and
+// checked whole (with the GIL released) so that the engine can trust them: indptr starts at 0 and never decreases, and every index lies in [0, cols).
+template <typename T>
+struct CsrArrays {
+  py::array_t<std::int64_t, py::array::c_style> indptr;
+  py::array_t<std::int32_t, py::array::c_style> indices;
+  py::array_t<T, py::array::c_style> data;
+
+  fastgd::CsrMatrix<T> checked(Index cols) const {
+    if (indptr.ndim() != 1 || indptr.shape(0) < 1 || indices.ndim() != 1 || data.ndim() != 1) {
+      throw std::invalid_argument("a sparse X needs 1-D indptr, indices and data");
+    }
+    fastgd::CsrMatrix<T> x{indptr.data(), indices.data(), data.data(), Index(indptr.shape(0)) - 1, cols};
+    const Index stored = std::min(Index(indices.shape(0)), Index(data.shape(0)));
+    py::gil_scoped_release release;
+    if (x.indptr[0] != 0 || x.indptr[x.rows] > stored) {
+      throw std::invalid_argument("the sparse X's indptr does not match its indices and data");
+    }
+    for (Index i = 0; i < x.rows; ++i) {
+      if (x.indptr[i + 1] < x.indptr[i]) throw std::invalid_argument("the sparse X's indptr decreases");
+    }
+    for (std::int64_t e = 0; e < x.indptr[x.rows]; ++e) {
+      if (x.indices[e] < 0 || x.indices[e] >= cols) {
+        throw std::invalid_argument("the sparse X holds column " + std::to_string(x.indices[e]) +
+                                    ", outside [0, " + std::to_string(cols) + ")");
+      }
+    }
+    return x;
+  }
+};
+
+}  // namespace fastgd_bindings
+
+namespace pybind11::detail {
+template <typename T>
+struct type_caster<fastgd_bindings::CsrArrays<T>> {
+  PYBIND11_TYPE_CASTER(fastgd_bindings::CsrArrays<T>, const_name("tuple[ndarray, ndarray, ndarray]"));
+
+  // Arrays of exactly these dtypes, C-contiguous; the Python layer converts once per fit.
+  bool load(handle src, bool) {
+    if (!isinstance<tuple>(src) || len(src) != 3) return false;
+    const auto parts = reinterpret_borrow<tuple>(src);
+    if (!exact<std::int64_t>(parts[0]) || !exact<std::int32_t>(parts[1]) || !exact<T>(parts[2])) return false;
+    value.indptr = reinterpret_borrow<array_t<std::int64_t, array::c_style>>(parts[0]);
+    value.indices = reinterpret_borrow<array_t<std::int32_t, array::c_style>>(parts[1]);
+    value.data = reinterpret_borrow<array_t<T, array::c_style>>(parts[2]);
+    return true;
+  }
+
+  static handle cast(const fastgd_bindings::CsrArrays<T>&, return_value_policy, handle) { return none().release(); }
+
+ private:
+  template <typename E>
+  static bool exact(handle h) {
+    return isinstance<array_t<E, array::c_style>>(h);  // the dtype's and the layout's check
+  }
+};
+}  // namespace pybind11::detail
+
+namespace fastgd_bindings {
 namespace {
 
 // The network, the buffers its training loop reuses, a pool of inference buffers (one taken per
@@ -56,6 +116,18 @@ struct BoundNetwork {
     {
       std::shared_lock guard(lock);
       loss = fastgd::predict<T>(out, *ws, net, x, y);
+    }
+    return_inference_workspace(std::move(ws));
+    return loss;
+  }
+
+  double predict(MatrixRef<T> out, const fastgd::CsrMatrix<T>& x, const ConstMatrixRef<T>* y) {
+    auto ws = take_inference_workspace();
+    double loss;
+    {
+      std::shared_lock guard(lock);
+      if (ws->per_thread.empty()) ws->per_thread.resize(1);
+      loss = fastgd::predict<T>(out, ws->per_thread[0], net, x, y);
     }
     return_inference_workspace(std::move(ws));
     return loss;
@@ -168,6 +240,111 @@ bool predict_direct(BoundNetwork<T>& self, py::handle out_handle, py::handle x_h
 }
 
 template <typename T>
+fastgd::CsrMatrix<T> engine_input(const fastgd::Network<T>& net, const CsrArrays<T>& x) {
+  return x.checked(net.n_in());
+}
+
+template <typename T>
+ConstMatrixRef<T> engine_input(const fastgd::Network<T>& net, const ConstMatrixRef<T>& x) {
+  require_input(net, x);
+  return x;
+}
+
+using SampleWeight = std::optional<py::array_t<double, py::array::c_style | py::array::forcecast>>;
+
+const double* sample_weight_data(const SampleWeight& weight, Index rows) {
+  if (!weight) return nullptr;
+  if (weight->ndim() != 1 || weight->shape(0) != rows) {
+    throw std::invalid_argument("sample_weight must have one weight per row of X");
+  }
+  const double* data = weight->data();
+  for (Index i = 0; i < rows; ++i) {
+    if (!(data[i] >= 0.0) || !std::isfinite(data[i])) {
+      throw std::invalid_argument("sample_weight must be finite and non-negative");
+    }
+  }
+  return data;
+}
+
+template <typename T, typename Input>
+py::tuple train_epoch(BoundNetwork<T>& self, fastgd::Optimizer<T>& optimizer, const Input& x_given,
+                      ConstMatrixRef<T> y, std::optional<py::array_t<std::int64_t, py::array::c_style>> order,
+                      Index batch_size, double clip_norm, bool catch_interrupt, std::uint64_t dropout_seed,
+                      Index first_batch, bool check_rows, const SampleWeight& sample_weight, double l2) {
+  const auto x = engine_input(self.net, x_given);
+  const Index n = fastgd::input_rows(x);
+  require_shape("y", y.rows(), y.cols(), n, self.net.n_out());
+  if (batch_size < 1) throw std::invalid_argument("batch_size must be at least 1");
+  if (first_batch < 0) throw std::invalid_argument("first_batch must be at least 0");
+  if (!(clip_norm >= 0.0)) throw std::invalid_argument("clip_norm must be 0 (off) or positive");
+  if (!(l2 >= 0.0) || !std::isfinite(l2)) throw std::invalid_argument("l2 must be finite and non-negative");
+  if (!optimizer.fits(self.net)) {
+    throw std::invalid_argument("the optimizer's state belongs to a network of another shape");
+  }
+  const std::int64_t* rows = nullptr;
+  if (order) {
+    if (order->ndim() != 1 || order->shape(0) != n) {
+      throw std::invalid_argument("order must have one index per row of X");
+    }
+    rows = order->data();
+  }
+  const double* weights = sample_weight_data(sample_weight, n);
+  fastgd::EpochResult result;
+  {
+    py::gil_scoped_release release;
+    if (rows) {
+      for (Index i = 0; i < n; ++i) {
+        if (rows[i] < 0 || rows[i] >= n) {
+          throw std::invalid_argument("order holds row " + std::to_string(rows[i]) + ", outside [0, " +
+                                      std::to_string(n) + ")");
+        }
+      }
+    }
+    std::unique_lock guard(self.lock);
+    InterruptCatcher catcher(catch_interrupt);
+    fastgd::TrainOptions options;
+    options.batch_size = batch_size;
+    options.clip_norm = clip_norm;
+    options.dropout_seed = dropout_seed;
+    options.first_batch = first_batch;
+    options.progress = &self.progress;
+    options.stop = catch_interrupt ? &interrupt_requested : nullptr;
+    options.check_rows = check_rows;
+    options.sample_weight = weights;
+    options.l2 = l2;
+    result = fastgd::train_epoch<T>(self.net, optimizer, self.ws, x, y, rows, options);
+  }
+  if (result.nonfinite_row >= 0) {
+    throw std::invalid_argument("X contains NaN or Inf (at row " + std::to_string(result.nonfinite_row) + ")");
+  }
+  return py::make_tuple(result.loss_sum, result.samples, result.failed_batch, result.interrupted,
+                        result.penalty_sum);
+}
+
+template <typename T, typename Input>
+py::tuple full_gradient(BoundNetwork<T>& self, const Input& x_given, ConstMatrixRef<T> y,
+                        const SampleWeight& sample_weight, double l2) {
+  const auto x = engine_input(self.net, x_given);
+  const Index n = fastgd::input_rows(x);
+  require_shape("y", y.rows(), y.cols(), n, self.net.n_out());
+  if (n == 0) throw std::invalid_argument("X is empty");
+  if (!(l2 >= 0.0) || !std::isfinite(l2)) throw std::invalid_argument("l2 must be finite and non-negative");
+  const double* weights = sample_weight_data(sample_weight, n);
+  fastgd::LayerBuffers<T> grads;
+  grads.w.resize(self.net.layers.size());
+  grads.b.resize(self.net.layers.size());
+  fastgd::FullGradient result;
+  {
+    py::gil_scoped_release release;
+    std::unique_lock guard(self.lock);
+    result = fastgd::full_gradient<T>(grads, self.net, self.ws, x, y, weights, l2);
+  }
+  py::list pairs;
+  for (std::size_t l = 0; l < grads.w.size(); ++l) pairs.append(py::make_tuple(grads.w[l], grads.b[l]));
+  return py::make_tuple(result.loss, result.penalty, pairs);
+}
+
+template <typename T>
 void define_for(py::module_& m, const char* suffix) {
   using Bound = BoundNetwork<T>;
   py::class_<Bound>(m, (std::string("Network") + suffix).c_str(),
@@ -222,67 +399,48 @@ void define_for(py::module_& m, const char* suffix) {
              return self.predict(out, x, &y);
            }, py::arg("out").noconvert(), py::arg("x").noconvert(), py::arg("y").noconvert(),
            "Write the output for x into out and return the loss summed over the rows.")
-      .def("train_epoch",
-           [](Bound& self, fastgd::Optimizer<T>& optimizer, ConstMatrixRef<T> x, ConstMatrixRef<T> y,
-              std::optional<py::array_t<std::int64_t, py::array::c_style>> order, Index batch_size,
-              double clip_norm, bool catch_interrupt, std::uint64_t dropout_seed, Index first_batch,
-              bool check_rows) {
-             require_input(self.net, x);
-             require_shape("y", y.rows(), y.cols(), x.rows(), self.net.n_out());
-             if (batch_size < 1) throw std::invalid_argument("batch_size must be at least 1");
-             if (first_batch < 0) throw std::invalid_argument("first_batch must be at least 0");
-             if (!(clip_norm >= 0.0)) throw std::invalid_argument("clip_norm must be 0 (off) or positive");
-             if (!optimizer.fits(self.net)) {
-               throw std::invalid_argument("the optimizer's state belongs to a network of another shape");
-             }
-             const std::int64_t* rows = nullptr;
-             if (order) {
-               if (order->ndim() != 1 || order->shape(0) != x.rows()) {
-                 throw std::invalid_argument("order must have one index per row of X");
-               }
-               rows = order->data();
-             }
-             fastgd::EpochResult result;
-             {
-               py::gil_scoped_release release;
-               if (rows) {
-                 for (Index i = 0; i < x.rows(); ++i) {
-                   if (rows[i] < 0 || rows[i] >= x.rows()) {
-                     throw std::invalid_argument("order holds row " + std::to_string(rows[i]) +
-                                                 ", outside [0, " + std::to_string(x.rows()) + ")");
-                   }
-                 }
-               }
-               std::unique_lock guard(self.lock);
-               InterruptCatcher catcher(catch_interrupt);
-               fastgd::TrainOptions options;
-               options.batch_size = batch_size;
-               options.clip_norm = clip_norm;
-               options.dropout_seed = dropout_seed;
-               options.first_batch = first_batch;
-               options.progress = &self.progress;
-               options.stop = catch_interrupt ? &interrupt_requested : nullptr;
-               options.check_rows = check_rows;
-               result = fastgd::train_epoch<T>(self.net, optimizer, self.ws, x, y, rows, options);
-             }
-             if (result.nonfinite_row >= 0) {
-               throw std::invalid_argument("X contains NaN or Inf (at row " +
-                                           std::to_string(result.nonfinite_row) + ")");
-             }
-             return py::make_tuple(result.loss_sum, result.samples, result.failed_batch,
-                                   result.interrupted);
-           },
-           py::arg("optimizer"), py::arg("x").noconvert(), py::arg("y").noconvert(), py::arg("order"),
-           py::arg("batch_size"), py::arg("clip_norm") = 0.0, py::arg("catch_interrupt") = false,
-           py::arg("dropout_seed") = 0, py::arg("first_batch") = 0, py::arg("check_rows") = false,
+      .def("train_epoch", &train_epoch<T, ConstMatrixRef<T>>, py::arg("optimizer"), py::arg("x").noconvert(),
+           py::arg("y").noconvert(), py::arg("order"), py::arg("batch_size"), py::arg("clip_norm") = 0.0,
+           py::arg("catch_interrupt") = false, py::arg("dropout_seed") = 0, py::arg("first_batch") = 0,
+           py::arg("check_rows") = false, py::arg("sample_weight") = py::none(), py::arg("l2") = 0.0,
            "Train on the rows of x in `order` (or in turn), batch by batch, with the GIL released.\n"
            "Batch b of this call is batch first_batch + b of the epoch, and draws its dropout\n"
            "masks from (dropout_seed, first_batch + b). With check_rows, a row of x holding NaN\n"
            "or Inf raises ValueError before its batch is applied (earlier batches stay applied).\n"
-           "Returns (loss_sum, samples, failed_batch, interrupted): failed_batch is -1 unless a\n"
-           "batch's loss (not applied) or the weights at the epoch's end were not finite;\n"
-           "interrupted is true when Ctrl-C (caught only with catch_interrupt, from the main\n"
-           "thread) stopped the epoch at a batch boundary.")
+           "With sample_weight (n,), each batch's loss is the mean weighted by it; with l2, the\n"
+           "penalty l2/2 sum ||W||^2 / sum(weights) is added to every batch's loss.\n"
+           "Returns (loss_sum, samples, failed_batch, interrupted, penalty_sum): failed_batch is\n"
+           "-1 unless a batch's loss (not applied) or the weights at the epoch's end were not\n"
+           "finite; interrupted is true when Ctrl-C (caught only with catch_interrupt, from the\n"
+           "main thread) stopped the epoch at a batch boundary.")
+      .def("train_epoch_sparse", &train_epoch<T, CsrArrays<T>>, py::arg("optimizer"), py::arg("x"),
+           py::arg("y").noconvert(), py::arg("order"), py::arg("batch_size"), py::arg("clip_norm") = 0.0,
+           py::arg("catch_interrupt") = false, py::arg("dropout_seed") = 0, py::arg("first_batch") = 0,
+           py::arg("check_rows") = false, py::arg("sample_weight") = py::none(), py::arg("l2") = 0.0,
+           "train_epoch for x = (indptr int64, indices int32, data), a CSR matrix of n_in columns:\n"
+           "each batch's nonzeros go to the sparse first layer, or the batch alone is made dense.")
+      .def("full_gradient", &full_gradient<T, ConstMatrixRef<T>>, py::arg("x").noconvert(),
+           py::arg("y").noconvert(), py::arg("sample_weight") = py::none(), py::arg("l2") = 0.0,
+           "(mean loss, penalty, [(dW, db), ...]): the gradient of the (weighted) mean loss over all\n"
+           "rows plus the penalty l2/2 sum ||W||^2 / sum(weights), without updating.")
+      .def("full_gradient_sparse", &full_gradient<T, CsrArrays<T>>, py::arg("x"), py::arg("y").noconvert(),
+           py::arg("sample_weight") = py::none(), py::arg("l2") = 0.0,
+           "full_gradient for x = (indptr, indices, data), a CSR matrix of n_in columns.")
+      .def("predict_sparse", [](Bound& self, MatrixRef<T> out, const CsrArrays<T>& x) {
+             const auto csr = x.checked(self.net.n_in());
+             require_shape("out", out.rows(), out.cols(), csr.rows, self.net.n_out());
+             py::gil_scoped_release release;
+             self.predict(out, csr, nullptr);
+           }, py::arg("out").noconvert(), py::arg("x"),
+           "predict for x = (indptr, indices, data), a CSR matrix of n_in columns.")
+      .def("evaluate_sparse", [](Bound& self, MatrixRef<T> out, const CsrArrays<T>& x, ConstMatrixRef<T> y) {
+             const auto csr = x.checked(self.net.n_in());
+             require_shape("out", out.rows(), out.cols(), csr.rows, self.net.n_out());
+             require_shape("y", y.rows(), y.cols(), csr.rows, self.net.n_out());
+             py::gil_scoped_release release;
+             return self.predict(out, csr, &y);
+           }, py::arg("out").noconvert(), py::arg("x"), py::arg("y").noconvert(),
+           "evaluate for x = (indptr, indices, data), a CSR matrix of n_in columns.")
       .def("progress", [](const Bound& self) {
              return py::make_tuple(self.progress.batches.load(), self.progress.samples.load(),
                                    self.progress.loss_sum.load());

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <fastgd/optimizers.hpp>
+#include <fastgd/sklearn_optimizers.hpp>
 
 #include "bindings.hpp"
 
@@ -49,6 +50,21 @@ fastgd::SGDHyperparameters sgd_hyper(double lr, double momentum, bool nesterov, 
   require_non_negative("weight_decay", weight_decay);
   if (nesterov && momentum == 0.0) throw std::invalid_argument("nesterov momentum needs momentum > 0");
   return {lr, momentum, nesterov, weight_decay};
+}
+
+fastgd::SklearnSGDHyperparameters sklearn_sgd_hyper(double lr, double momentum, bool nesterov) {
+  require_positive("lr", lr);
+  require_non_negative("momentum", momentum);
+  if (momentum > 1.0) throw std::invalid_argument("momentum must be in [0, 1], got " + number_text(momentum));
+  return {lr, momentum, nesterov};
+}
+
+fastgd::SklearnAdamHyperparameters sklearn_adam_hyper(double lr, double beta_1, double beta_2, double epsilon) {
+  require_positive("lr", lr);
+  require_below_one("beta_1", beta_1);
+  require_below_one("beta_2", beta_2);
+  require_positive("epsilon", epsilon);
+  return {lr, beta_1, beta_2, epsilon};
 }
 
 fastgd::AdamHyperparameters adam_hyper(double lr, std::pair<double, double> betas, double eps,
@@ -294,6 +310,35 @@ void define_for(py::module_& m, const char* suffix) {
       .def_property_readonly("eps", [](const RMSprop<T>& self) { return self.hyper.eps; })
       .def_property_readonly("momentum", [](const RMSprop<T>& self) { return self.hyper.momentum; })
       .def_property_readonly("weight_decay", [](const RMSprop<T>& self) { return self.hyper.weight_decay; });
+
+  using fastgd::SklearnSGD;
+  py::class_<SklearnSGD<T>, Optimizer<T>>(m, name("SklearnSGD").c_str(),
+                                          "State of scikit-learn's MLP SGD solver for one network.")
+      .def(py::init([](double lr, double momentum, bool nesterov, const Sizes& sizes) {
+             return make_state<SklearnSGD<T>>(sklearn_sgd_hyper(lr, momentum, nesterov), sizes);
+           }),
+           py::arg("lr"), py::arg("momentum") = 0.9, py::arg("nesterov") = true, py::arg("sizes") = py::none())
+      .def("set_hyperparameters",
+           [](SklearnSGD<T>& self, double lr, double momentum, bool nesterov) {
+             self.hyper = sklearn_sgd_hyper(lr, momentum, nesterov);
+           },
+           py::arg("lr"), py::arg("momentum"), py::arg("nesterov"))
+      .def_property_readonly("lr", [](const SklearnSGD<T>& self) { return self.hyper.lr; });
+
+  using fastgd::SklearnAdam;
+  py::class_<SklearnAdam<T>, Optimizer<T>>(m, name("SklearnAdam").c_str(),
+                                           "State of scikit-learn's MLP Adam solver for one network.")
+      .def(py::init([](double lr, double beta_1, double beta_2, double epsilon, const Sizes& sizes) {
+             return make_state<SklearnAdam<T>>(sklearn_adam_hyper(lr, beta_1, beta_2, epsilon), sizes);
+           }),
+           py::arg("lr") = 1e-3, py::arg("beta_1") = 0.9, py::arg("beta_2") = 0.999,
+           py::arg("epsilon") = 1e-8, py::arg("sizes") = py::none())
+      .def("set_hyperparameters",
+           [](SklearnAdam<T>& self, double lr, double beta_1, double beta_2, double epsilon) {
+             self.hyper = sklearn_adam_hyper(lr, beta_1, beta_2, epsilon);
+           },
+           py::arg("lr"), py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"))
+      .def_property_readonly("lr", [](const SklearnAdam<T>& self) { return self.hyper.lr; });
 
   using fastgd::Adagrad;
   py::class_<Adagrad<T>, Optimizer<T>>(m, name("Adagrad").c_str(), "State of Adagrad for one network.")

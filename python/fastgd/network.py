@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import mmap
 import os
 import sys
 import threading
@@ -13,6 +12,7 @@ import time
 import numpy as np
 
 from . import _core
+from ._training import EpochLoop, _streamed, engine_arrays, is_sparse, parts, prepare_sparse, run_epoch
 from ._validation import (
     ACTIVATIONS,
     LOSSES,
@@ -112,29 +112,6 @@ INITIALIZERS = {
     # He et al. (2015), for ReLU layers: W ~ N(0, 2/n_in)
     "he_normal": lambda rng, n_in, n_out: rng.standard_normal((n_in, n_out)) * math.sqrt(2 / n_in),
 }
-
-
-# Arrays mapped from files (np.memmap) are trained on and evaluated this many bytes at a time,
-# so that only one part of the file is in memory.
-STREAM_CHUNK_BYTES = 64 * 2**20
-
-
-def _streamed(X):
-    return isinstance(X, np.memmap)
-
-
-def _chunk_rows(X, dtype, multiple=1):
-    """Rows per part of a streamed X: about STREAM_CHUNK_BYTES once converted, a multiple of `multiple`."""
-    rows = STREAM_CHUNK_BYTES // (X.shape[1] * max(dtype.itemsize, X.dtype.itemsize))
-    return max(multiple, rows // multiple * multiple)
-
-
-def _release_pages(X):
-    """Let the kernel drop the pages of a memory-mapped X that training has read."""
-    while X is not None and getattr(X, "_mmap", None) is None:
-        X = X.base if isinstance(X, np.ndarray) else None
-    if X is not None and hasattr(mmap, "MADV_DONTNEED"):
-        X._mmap.madvise(mmap.MADV_DONTNEED)
 
 
 class _EpochProgress:
@@ -339,9 +316,11 @@ class BaseNetwork:
             single = X.ndim == 1
             X = X.reshape(1, -1) if single else X
             check_finite(X, "X")
+        elif is_sparse(X):
+            X, single = prepare_sparse(X, self.n_in, self.dtype), False
         else:
             X, single = prepare_X(X, self.n_in, self.dtype, allow_1d=True)
-        shape = (self.n_out,) if single else (len(X), self.n_out)
+        shape = (self.n_out,) if single else (X.shape[0], self.n_out)
         if out is None:
             out = np.empty(shape, dtype=self.dtype)
         elif not (
@@ -352,7 +331,7 @@ class BaseNetwork:
                 f"out must be a writeable C-contiguous {self.dtype.name} array of shape {shape}, got "
                 + (f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__)
             )
-        self._predict_into(out.reshape(len(X), self.n_out), X)
+        self._predict_into(out.reshape(X.shape[0], self.n_out), X)
         return out
 
     def evaluate(self, X, y):
@@ -363,63 +342,29 @@ class BaseNetwork:
         dict
             ``{"loss": float, "accuracy": float}``; ``accuracy`` only for classification.
         """
-        X, _ = prepare_X(X, self.n_in, self.dtype, convert=not _streamed(X))
-        targets, labels = prepare_targets(y, len(X), self.n_out, self.dtype)
+        X = self._prepare_input(X, "X", convert=not _streamed(X))
+        targets, labels = prepare_targets(y, X.shape[0], self.n_out, self.dtype)
         return self._evaluate_prepared(X, targets, labels, "X")
+
+    def _prepare_input(self, X, name, convert=True, check=True):
+        """X for the engine: a sparse matrix as `prepare_sparse` gives it, else as `prepare_X` does."""
+        if is_sparse(X):
+            return prepare_sparse(X, self.n_in, self.dtype, name)
+        return prepare_X(X, self.n_in, self.dtype, name=name, convert=convert, check=check)[0]
 
     def _evaluate_prepared(self, X, targets, labels, name="X_val"):
         classify = labels is not None and (self.n_out > 1 or self.layers[-1].activation == "sigmoid")
         loss_sum, correct = 0.0, 0
-        for start, stop, chunk in self._parts(X, name):
+        for start, stop, chunk in parts(X, self.dtype, name):
             out, part_loss = self._evaluate(chunk, targets[start:stop])
             loss_sum += part_loss
             if classify:
                 predicted = out.argmax(axis=1) if self.n_out > 1 else (out[:, 0] > 0.5)
                 correct += int(np.count_nonzero(predicted == labels[start:stop]))
-        result = {"loss": loss_sum / len(X)}
+        result = {"loss": loss_sum / X.shape[0]}
         if classify:
-            result["accuracy"] = correct / len(X)
+            result["accuracy"] = correct / X.shape[0]
         return result
-
-    def _parts(self, X, name, rows=None, starts=None):
-        """(start, stop, X[start:stop] ready for the engine) over X: one part for an array in
-        memory, parts of `rows` rows (in the order of `starts`) for a streamed one."""
-        if not _streamed(X):
-            yield 0, len(X), X
-            return
-        rows = rows or _chunk_rows(X, self.dtype)
-        for start in range(0, len(X), rows) if starts is None else starts:
-            stop = min(start + rows, len(X))
-            yield start, stop, to_engine(X[start:stop], self.dtype, name, first_row=start)
-            _release_pages(X)
-
-    def _run_epoch(self, state, X, targets, rng, shuffle, batch_size, clip_norm, catch_interrupt, check_rows=False):
-        """One epoch over X; returns (loss_sum, samples, failed_batch, interrupted) as the engine does.
-
-        With check_rows (an array in memory, for an engine that checks rows as it reads them),
-        a row holding NaN or Inf raises ValueError at its batch."""
-        if not _streamed(X):
-            order = rng.permutation(len(X)) if shuffle else None
-            dropout_seed = self._draw_dropout_seed(rng)
-            return self._train_epoch(
-                state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, 0, check_rows
-            )
-        rows = _chunk_rows(X, self.dtype, multiple=batch_size)
-        starts = np.arange(0, len(X), rows)
-        if shuffle:
-            starts = rng.permutation(starts)
-        dropout_seed = self._draw_dropout_seed(rng)
-        loss_total, samples_total, first_batch = 0.0, 0, 0
-        for start, stop, part in self._parts(X, "X", rows, starts):
-            order = rng.permutation(stop - start) if shuffle else None
-            loss_sum, samples, failed, interrupted = self._train_epoch(
-                state, part, targets[start:stop], order, batch_size, clip_norm, catch_interrupt, dropout_seed, first_batch
-            )
-            loss_total, samples_total = loss_total + loss_sum, samples_total + samples
-            if failed >= 0 or interrupted:
-                return loss_total, samples_total, first_batch + failed if failed >= 0 else -1, interrupted
-            first_batch += math.ceil((stop - start) / batch_size)
-        return loss_total, samples_total, -1, False
 
     def _epoch_progress(self, show, total_batches, description):
         reader = self._progress_reader()
@@ -431,17 +376,17 @@ class BaseNetwork:
 
     def train_step(self, X, y, optimizer):
         """One update on one batch (all of X); returns that batch's mean loss before the update."""
-        X, _ = prepare_X(X, self.n_in, self.dtype)
-        targets, _ = prepare_targets(y, len(X), self.n_out, self.dtype)
+        X = self._prepare_input(X, "X")
+        targets, _ = prepare_targets(y, X.shape[0], self.n_out, self.dtype)
         state = self._optimizer_state(optimizer)
         dropout_seed = self._draw_dropout_seed(self._dropout_rng)
-        loss_sum, samples, failed, _ = self._train_epoch(state, X, targets, None, len(X), 0.0, False, dropout_seed, 0)
-        if failed >= 0:
+        result = run_epoch(self, state, X, targets, None, X.shape[0], dropout_seed=dropout_seed)
+        if result.failed_batch >= 0:
             # No copy is kept per step: a batch whose loss is not finite is never applied, and
             # an update that overflows the weights is reported as such.
-            outcome = "the batch was not applied" if samples == 0 else "its update made the weights NaN or Inf"
+            outcome = "the batch was not applied" if result.samples == 0 else "its update made the weights NaN or Inf"
             raise TrainingDiverged(1, 1, optimizer.lr, outcome)
-        return loss_sum / samples
+        return result.loss_sum / result.samples
 
     def fit(
         self,
@@ -524,35 +469,13 @@ class BaseNetwork:
         """
         # An array in memory goes to an engine that checks its rows as the first epoch gathers
         # them, sparing a pass over all of X; the twin checks it here.
-        original = as_float_array(X, self.dtype, "X") if self._checks_rows_while_training and not _streamed(X) else None
-        X, _ = prepare_X(X if original is None else original, self.n_in, self.dtype, convert=not _streamed(X), check=original is None)
+        X, targets, validation, original = self._fit_data(X, y, validation_data, validation_split)
         unchecked = original is not None  # until an epoch has gathered every row
-        targets, labels = prepare_targets(y, len(X), self.n_out, self.dtype)
         epochs = check_int(epochs, "epochs", 1)
         verbose = check_int(verbose, "verbose", 0)
         clip_norm = 0.0 if clip_norm is None else check_real(clip_norm, "clip_norm", strictly_positive=True)
-        validation_split = check_real(validation_split, "validation_split", minimum=0.0)
-        validation = None
-        if validation_split:
-            if validation_data is not None:
-                raise ValueError("give validation_data or validation_split, not both")
-            n_val = int(round(len(X) * validation_split))
-            if not 0 < n_val < len(X):
-                raise ValueError(f"validation_split={validation_split} leaves {n_val} of {len(X)} samples for validation")
-            if unchecked:
-                # validation only reads its part: check it here
-                raise_if_not_finite(original[-n_val:], X[-n_val:], "X", first_row=len(X) - n_val)
-            validation = (X[-n_val:], targets[-n_val:], None if labels is None else labels[-n_val:])
-            X, targets = X[:-n_val], targets[:-n_val]
-        elif validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError("validation_data must be a tuple (X_val, y_val)")
-            X_val = validation_data[0]
-            X_val, _ = prepare_X(X_val, self.n_in, self.dtype, name="X_val", convert=not _streamed(X_val))
-            validation = (X_val,) + prepare_targets(
-                validation_data[1], len(X_val), self.n_out, self.dtype, name="y_val", x_name="X_val"
-            )
-        batch_size = min(check_int(batch_size, "batch_size", 1), len(X))
+        batch_size = min(check_int(batch_size, "batch_size", 1), X.shape[0])
+        loop = EpochLoop(self, X, targets, batch_size, bool(shuffle), clip_norm)
         optimizer = SGD(lr=0.1) if optimizer is None else optimizer
         state = self._optimizer_state(optimizer)
         callbacks = [c for c in (lr_schedule, *callbacks, early_stopping) if c is not None]
@@ -575,7 +498,7 @@ class BaseNetwork:
             self.params = saved[0]
             state.set_state(saved[1])
             if unchecked:
-                raise_if_not_finite(original[: len(X)], X, "X")
+                raise_if_not_finite(original[: X.shape[0]], X, "X")
 
         try:
             for epoch in range(first_epoch, epochs + 1):
@@ -586,22 +509,20 @@ class BaseNetwork:
                 saved = ([(W.copy(), b.copy()) for W, b in self.params], state.get_state())
                 show_bar = verbose == 1 and self._progress_reader() is not None and sys.stderr.isatty()
                 try:
-                    with self._epoch_progress(show_bar, math.ceil(len(X) / batch_size), f"epoch {epoch}/{epochs}"):
-                        loss_sum, samples, failed, interrupted = self._run_epoch(
-                            state, X, targets, rng, shuffle, batch_size, clip_norm, catch_interrupt, unchecked
-                        )
+                    with self._epoch_progress(show_bar, loop.batches, f"epoch {epoch}/{epochs}"):
+                        result = loop.run(state, rng, catch_interrupt, unchecked)
                 except ValueError:
                     # bad values found in a streamed part, or by the engine in X
                     restore_epoch_start(saved, state)
                     raise
-                if failed >= 0:
+                if result.failed_batch >= 0:
                     restore_epoch_start(saved, state)
-                    raise TrainingDiverged(epoch, failed + 1, optimizer.lr)
-                if interrupted:
+                    raise TrainingDiverged(epoch, result.failed_batch + 1, optimizer.lr)
+                if result.interrupted:
                     history.interrupted = True
                     break
                 unchecked = False  # the epoch gathered every row of X
-                logs = {"loss": loss_sum / samples}
+                logs = {"loss": result.loss_sum / result.samples}
                 if validation is not None:
                     scores = self._evaluate_prepared(*validation)
                     logs.update({f"val_{key}": value for key, value in scores.items()})
@@ -622,6 +543,39 @@ class BaseNetwork:
         for callback in callbacks:
             callback.on_train_end()
         return history
+
+    def _fit_data(self, X, y, validation_data, validation_split):
+        """fit's (X, targets, validation, original): X and the targets as the engine reads them,
+        validation as (X_val, targets, labels) or None, and the X as given when the engine is left
+        to check its rows as the first epoch reads them (None when X was checked here)."""
+        # An array in memory goes to an engine that checks its rows as the first epoch gathers
+        # them, sparing a pass over all of X; the twin checks it here.
+        in_memory = not _streamed(X) and not is_sparse(X)
+        original = as_float_array(X, self.dtype, "X") if self._checks_rows_while_training and in_memory else None
+        X = self._prepare_input(X if original is None else original, "X", convert=not _streamed(X), check=original is None)
+        targets, labels = prepare_targets(y, X.shape[0], self.n_out, self.dtype)
+        validation_split = check_real(validation_split, "validation_split", minimum=0.0)
+        if validation_split:
+            if validation_data is not None:
+                raise ValueError("give validation_data or validation_split, not both")
+            n = X.shape[0]
+            n_val = int(round(n * validation_split))
+            if not 0 < n_val < n:
+                raise ValueError(f"validation_split={validation_split} leaves {n_val} of {n} samples for validation")
+            if original is not None:
+                # validation only reads its part: check it here
+                raise_if_not_finite(original[-n_val:], X[-n_val:], "X", first_row=n - n_val)
+            validation = (X[-n_val:], targets[-n_val:], None if labels is None else labels[-n_val:])
+            return X[:-n_val], targets[:-n_val], validation, original
+        if validation_data is None:
+            return X, targets, None, original
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError("validation_data must be a tuple (X_val, y_val)")
+        X_val = self._prepare_input(validation_data[0], "X_val", convert=not _streamed(validation_data[0]))
+        validation = (X_val,) + prepare_targets(
+            validation_data[1], X_val.shape[0], self.n_out, self.dtype, name="y_val", x_name="X_val"
+        )
+        return X, targets, validation, original
 
     def _write_checkpoint(self, path, epoch, optimizer, rng, history, callbacks, run):
         from . import io
@@ -718,8 +672,8 @@ class BaseNetwork:
         gradient are those of a training batch through the dropout masks that seed gives the
         first batch of an epoch.
         """
-        X, _ = prepare_X(X, self.n_in, self.dtype)
-        targets, _ = prepare_targets(y, len(X), self.n_out, self.dtype)
+        X = self._prepare_input(X, "X")
+        targets, _ = prepare_targets(y, X.shape[0], self.n_out, self.dtype)
         if dropout_seed is not None:
             dropout_seed = check_int(dropout_seed, "dropout_seed", 0)
             if dropout_seed >= 2**64:
@@ -820,18 +774,31 @@ class Network(BaseNetwork):
     predict.__doc__ = BaseNetwork.predict.__doc__
 
     def _predict_into(self, out, X):
-        self._core.predict(out, X)
+        if is_sparse(X):
+            self._core.predict_sparse(out, engine_arrays(X))
+        else:
+            self._core.predict(out, X)
 
     def _evaluate(self, X, targets):
-        out = np.empty((len(X), self.n_out), dtype=self.dtype)
+        out = np.empty((X.shape[0], self.n_out), dtype=self.dtype)
+        if is_sparse(X):
+            return out, self._core.evaluate_sparse(out, engine_arrays(X), targets)
         return out, self._core.evaluate(out, X, targets)
 
     def _train_epoch(
-        self, state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, first_batch, check_rows=False
+        self, state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, first_batch,
+        check_rows=False, sample_weight=None, l2=0.0,
     ):
-        return self._core.train_epoch(
-            state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, first_batch, check_rows
+        train, X = (self._core.train_epoch_sparse, engine_arrays(X)) if is_sparse(X) else (self._core.train_epoch, X)
+        return train(
+            state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, first_batch, check_rows,
+            sample_weight, l2,
         )
+
+    def _full_gradient(self, X, targets, sample_weight, l2):
+        if is_sparse(X):
+            return self._core.full_gradient_sparse(engine_arrays(X), targets, sample_weight, l2)
+        return self._core.full_gradient(X, targets, sample_weight, l2)
 
     def _progress_reader(self):
         return self._core.progress
@@ -840,7 +807,12 @@ class Network(BaseNetwork):
         self._core.reset_progress()
 
     def _gradients(self, X, targets, dropout_seed):
-        return self._core.gradients(X, targets, dropout_seed)
+        if not is_sparse(X):
+            return self._core.gradients(X, targets, dropout_seed)
+        if dropout_seed is not None:
+            raise ValueError("gradients with dropout_seed needs a dense X")
+        loss, _, grads = self._full_gradient(X, targets, None, 0.0)
+        return loss, grads
 
     def _new_optimizer_state(self, optimizer):
         if optimizer._core_class is None:

@@ -6,7 +6,7 @@ import weakref
 
 from ._validation import check_real
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "SklearnSGD", "SklearnAdam"]
 
 
 class Optimizer:
@@ -347,6 +347,93 @@ class Adagrad(Optimizer):
 
     def _hyperparameters(self):
         return {"lr": float(self.lr), "eps": float(self.eps), "weight_decay": float(self.weight_decay)}
+
+    def _core_arguments(self):
+        return self._hyperparameters()
+
+
+class SklearnSGD(Optimizer):
+    """Stochastic gradient descent as scikit-learn's MLP solver ``'sgd'`` updates.
+
+    scikit-learn's ``SGDOptimizer``: the velocity holds the step itself, ``u = momentum * u -
+    lr * g`` (``u`` starts at 0), then ``w = w + u``, or with Nesterov's momentum ``w = w +
+    momentum * u - lr * g``. Weights and biases alike; an L2 term is part of ``g``. Used by
+    `fastgd.sklearn`; `SGD` is PyTorch's form. With a learning rate that never changes the two
+    trace the same path, up to rounding; they differ when it changes, as scikit-learn's
+    ``invscaling`` and ``adaptive`` schedules change it.
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+        Learning rate, positive; may be changed between epochs.
+    momentum : float, default 0.9
+        In [0, 1].
+    nesterov : bool, default True
+
+    Notes
+    -----
+    State: ``steps`` and ``velocity_w`` / ``velocity_b`` (``u``), from the first step.
+    """
+
+    _core_class = "SklearnSGD"
+
+    def __init__(self, lr=0.001, momentum=0.9, nesterov=True):
+        self.lr = lr
+        self.momentum = momentum
+        self.nesterov = nesterov
+        super().__init__()
+
+    def _validate(self):
+        check_real(self.lr, "lr", strictly_positive=True)
+        if check_real(self.momentum, "momentum", minimum=0.0) > 1:
+            raise ValueError(f"momentum must be in [0, 1], got {self.momentum}")
+
+    def _hyperparameters(self):
+        return {"lr": float(self.lr), "momentum": float(self.momentum), "nesterov": bool(self.nesterov)}
+
+    def _core_arguments(self):
+        return self._hyperparameters()
+
+
+class SklearnAdam(Optimizer):
+    """Adam as scikit-learn's MLP solver ``'adam'`` updates.
+
+    scikit-learn's ``AdamOptimizer``: at step t, ``m = beta_1 m + (1 - beta_1) g``, ``v =
+    beta_2 v + (1 - beta_2) g²``, ``lr_t = lr √(1 - beta_2^t) / (1 - beta_1^t)`` and ``w = w -
+    lr_t m / (√v + epsilon)``. Unlike `Adam` (PyTorch's), epsilon is added before the bias
+    correction. Weights and biases alike; an L2 term is part of ``g``.
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+        Learning rate, positive.
+    beta_1, beta_2 : float, default 0.9, 0.999
+        In [0, 1).
+    epsilon : float, default 1e-8
+        Positive.
+
+    Notes
+    -----
+    State: ``steps`` (t) and ``exp_avg_*`` (m), ``exp_avg_sq_*`` (v), from the first step.
+    """
+
+    _core_class = "SklearnAdam"
+
+    def __init__(self, lr=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+        self.lr = lr
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        super().__init__()
+
+    def _validate(self):
+        check_real(self.lr, "lr", strictly_positive=True)
+        _check_fraction(self.beta_1, "beta_1")
+        _check_fraction(self.beta_2, "beta_2")
+        check_real(self.epsilon, "epsilon", strictly_positive=True)
+
+    def _hyperparameters(self):
+        return {"lr": float(self.lr), "beta_1": float(self.beta_1), "beta_2": float(self.beta_2), "epsilon": float(self.epsilon)}
 
     def _core_arguments(self):
         return self._hyperparameters()

@@ -35,8 +35,12 @@ __all__ = [
     "adam_update",
     "rmsprop_update",
     "adagrad_update",
+    "sklearn_sgd_update",
+    "sklearn_adam_update",
     "clip_gradient_norm",
+    "squared_weights",
     "train_epoch",
+    "full_gradient",
 ]
 
 LEAKY_RELU_SLOPE = 0.01
@@ -81,8 +85,10 @@ def apply_jacobian(kind, z, a, da):
 
 
 # losses.hpp
-def loss_sum(loss, output, z, a, y):
-    """The loss summed over the rows (the cost is its mean)."""
+def loss_sum(loss, output, z, a, y, row_scale=None):
+    """The loss summed over the rows (the cost is its mean); with row_scale (m,), Σ_i s_i C_i."""
+    if row_scale is not None:
+        return float(sum(s * loss_sum(loss, output, z[i : i + 1], a[i : i + 1], y[i : i + 1]) for i, s in enumerate(row_scale)))
     if loss == "mse":
         return float(0.5 * np.sum((a.astype(np.float64) - y) ** 2))
     z = z.astype(np.float64)
@@ -95,25 +101,26 @@ def loss_sum(loss, output, z, a, y):
     return float(np.sum(np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z))) - y * z))
 
 
-def output_delta(loss, output, z, a, y):
-    """dC/dz of the output layer for C the mean loss over the rows."""
-    m = len(z)
+def output_delta(loss, output, z, a, y, row_scale=None):
+    """dC/dz of the output layer for C the mean loss over the rows, or with row_scale (m,) for
+    C = Σ_i s_i C_i."""
+    scale = 1 / len(z) if row_scale is None else np.asarray(row_scale, dtype=z.dtype)[:, None]
     if loss == "mse":
-        return apply_jacobian(output, z, a, (a - y) / m)
+        return apply_jacobian(output, z, a, (a - y) * scale)
     if output == "softmax":
-        return (a * y.sum(axis=1, keepdims=True) - y) / m
-    return (a - y) / m
+        return (a * y.sum(axis=1, keepdims=True) - y) * scale
+    return (a - y) * scale
 
 
 # dense.hpp
 def dense_forward(x, W, b):
-    """z = x W + b; x (m, n_in), W (n_in, n_out), b (n_out,)."""
-    return x @ W + b
+    """z = x W + b; x (m, n_in), a NumPy array or a scipy.sparse matrix, W (n_in, n_out), b (n_out,)."""
+    return np.asarray(x @ W) + b
 
 
 def dense_backward_params(dz, x):
-    """dC/dW = xᵀ dz and dC/db = Σ_rows dz."""
-    return x.T @ dz, dz.sum(axis=0)
+    """dC/dW = xᵀ dz and dC/db = Σ_rows dz; x may be a scipy.sparse matrix."""
+    return np.asarray(x.T @ dz), dz.sum(axis=0)
 
 
 def dense_backward_input(dz, W):
@@ -189,11 +196,11 @@ def forward(params, activations, x, masks=None):
     return zs, activations_out
 
 
-def backward(params, activations, loss, x, y, zs, outputs, masks=None):
-    """Gradient [(dW, db), ...] of the mean loss over the rows, by the chain rule."""
+def backward(params, activations, loss, x, y, zs, outputs, masks=None, row_scale=None):
+    """Gradient [(dW, db), ...] of the mean loss over the rows (weighted by row_scale), by the chain rule."""
     grads = [None] * len(params)
     masks = masks or [None] * len(params)
-    dz = output_delta(loss, activations[-1], zs[-1], outputs[-1], y)
+    dz = output_delta(loss, activations[-1], zs[-1], outputs[-1], y, row_scale)
     for layer in reversed(range(len(params))):
         previous = layer - 1
         if layer == 0:
@@ -452,7 +459,63 @@ class AdagradState(OptimizerState):
             adagrad_update(b, db, self.sum_b[l], h["lr"], h["eps"], 0.0)
 
 
-OPTIMIZER_STATES = {"SGD": SGDState, "Adam": AdamState, "RMSprop": RMSpropState, "Adagrad": AdagradState}
+# sklearn_optimizers.hpp: scikit-learn's MLP solvers, weights and biases alike
+def sklearn_sgd_update(param, grad, velocity, lr, momentum, nesterov):
+    """One step of scikit-learn's SGDOptimizer on param and velocity in place."""
+    velocity[...] = momentum * velocity - lr * grad  # u ← μ u − γ g
+    param += momentum * velocity - lr * grad if nesterov else velocity  # θ ← θ + μ u − γ g, or θ + u
+
+
+def sklearn_adam_update(param, grad, m, v, step, lr, beta_1, beta_2, epsilon):
+    """One step t (from 1) of scikit-learn's AdamOptimizer on param, m, v in place."""
+    m[...] = beta_1 * m + (1 - beta_1) * grad  # m ← β1 m + (1 − β1) g
+    v[...] = beta_2 * v + (1 - beta_2) * grad**2  # v ← β2 v + (1 − β2) g²
+    lr_t = lr * np.sqrt(1 - beta_2**step) / (1 - beta_1**step)  # γ √(1 − β2^t) / (1 − β1^t)
+    param += -lr_t * m / (np.sqrt(v) + epsilon)  # θ ← θ − γ_t m / (√v + ε)
+
+
+class SklearnSGDState(OptimizerState):
+    """scikit-learn's SGD: step count and ``velocity`` (u), from the first step."""
+
+    buffer_names = ("velocity",)
+
+    def step(self, params, grads):
+        self._begin_step(params)
+        if self.velocity_w is None:
+            self._allocate("velocity", params)
+        self.steps += 1
+        h = self.hyper
+        for l, ((W, b), (dW, db)) in enumerate(zip(params, grads)):
+            sklearn_sgd_update(W, dW, self.velocity_w[l], h["lr"], h["momentum"], h["nesterov"])
+            sklearn_sgd_update(b, db, self.velocity_b[l], h["lr"], h["momentum"], h["nesterov"])
+
+
+class SklearnAdamState(OptimizerState):
+    """scikit-learn's Adam: step count t, ``exp_avg`` (m) and ``exp_avg_sq`` (v)."""
+
+    buffer_names = ("exp_avg", "exp_avg_sq")
+
+    def step(self, params, grads):
+        self._begin_step(params)
+        if self.exp_avg_w is None:
+            self._allocate("exp_avg", params)
+            self._allocate("exp_avg_sq", params)
+        self.steps += 1
+        h = self.hyper
+        args = self.steps, h["lr"], h["beta_1"], h["beta_2"], h["epsilon"]
+        for l, ((W, b), (dW, db)) in enumerate(zip(params, grads)):
+            sklearn_adam_update(W, dW, self.exp_avg_w[l], self.exp_avg_sq_w[l], *args)
+            sklearn_adam_update(b, db, self.exp_avg_b[l], self.exp_avg_sq_b[l], *args)
+
+
+OPTIMIZER_STATES = {
+    "SGD": SGDState,
+    "Adam": AdamState,
+    "RMSprop": RMSpropState,
+    "Adagrad": AdagradState,
+    "SklearnSGD": SklearnSGDState,
+    "SklearnAdam": SklearnAdamState,
+}
 
 
 # train.hpp
@@ -465,32 +528,67 @@ def clip_gradient_norm(grads, max_norm):
     return grads
 
 
-def train_epoch(network, state, X, targets, order, batch_size, clip_norm=0.0, dropout_seed=0, first_batch=0):
-    """Mini-batch gradient descent over X in `order`; returns (loss_sum, samples, failed_batch, False).
+def squared_weights(params):
+    """Σ_l ‖W_l‖², for the L2 penalty."""
+    return sum(float(np.sum(W.astype(np.float64) ** 2)) for W, _ in params)
+
+
+def train_epoch(
+    network, state, X, targets, order, batch_size, clip_norm=0.0, dropout_seed=0, first_batch=0, sample_weight=None, l2=0.0
+):
+    """Mini-batch gradient descent over X (an array or a scipy.sparse CSR matrix) in `order`;
+    returns (loss_sum, samples, failed_batch, False, penalty_sum).
 
     Batch b is batch first_batch + b of the epoch and draws its dropout masks from
-    (dropout_seed, first_batch + b)."""
-    n = len(X)
+    (dropout_seed, first_batch + b). With sample_weight each batch's loss is its mean weighted by
+    them (counted m times in loss_sum); l2 adds ½ λ Σ‖W‖² / Σw to the loss and λ W / Σw to dW."""
+    n = X.shape[0]
     order = np.arange(n) if order is None else order
-    loss_total, samples = 0.0, 0
+    loss_total, penalty_total, samples = 0.0, 0.0, 0
     activations = [layer.activation for layer in network.layers]
     for batch, start in enumerate(range(0, n, batch_size)):
         rows = order[start:start + batch_size]
+        m = len(rows)
         xb, yb = X[rows], targets[rows]
-        masks = network._dropout_masks(len(rows), dropout_seed, first_batch + batch)
+        weight_sum, scale = float(m), None
+        if sample_weight is not None:
+            weight_sum = float(np.sum(sample_weight[rows]))
+            if weight_sum == 0:  # a batch of weight 0 moves nothing
+                samples += m
+                continue
+            scale = (sample_weight[rows] / weight_sum).astype(network.dtype)
+        masks = network._dropout_masks(m, dropout_seed, first_batch + batch)
         zs, outputs = forward(network._params, activations, xb, masks)
-        loss = loss_sum(network.loss, activations[-1], zs[-1], outputs[-1], yb)
-        if not np.isfinite(loss):
-            return loss_total, samples, batch, False
-        grads = backward(network._params, activations, network.loss, xb, yb, zs, outputs, masks)
+        loss = loss_sum(network.loss, activations[-1], zs[-1], outputs[-1], yb, scale)
+        loss = loss if scale is None else m * loss
+        penalty = m * 0.5 * l2 * squared_weights(network._params) / weight_sum if l2 else 0.0
+        if not (np.isfinite(loss) and np.isfinite(penalty)):
+            return loss_total, samples, batch, False, penalty_total
+        grads = backward(network._params, activations, network.loss, xb, yb, zs, outputs, masks, scale)
+        if l2:
+            grads = [(dW + network.dtype.type(l2 / weight_sum) * W, db) for (dW, db), (W, _) in zip(grads, network._params)]
         if clip_norm > 0:
             grads = clip_gradient_norm(grads, clip_norm)
         state.step(network._params, grads)
         loss_total += loss
-        samples += len(rows)
-    if not all(np.isfinite(W).all() and np.isfinite(b).all() for W, b in network._params):
-        return loss_total, samples, batch, False
-    return loss_total, samples, -1, False
+        penalty_total += penalty
+        samples += m
+    failed = -1 if all(np.isfinite(W).all() and np.isfinite(b).all() for W, b in network._params) else batch
+    return loss_total, samples, failed, False, penalty_total
+
+
+def full_gradient(network, X, targets, sample_weight=None, l2=0.0):
+    """(mean loss, penalty, [(dW, db), ...]) over all of X, weighted, plus the L2 penalty."""
+    n = X.shape[0]
+    weight = np.ones(n) if sample_weight is None else sample_weight
+    scale = (weight / weight.sum()).astype(network.dtype)
+    activations = [layer.activation for layer in network.layers]
+    zs, outputs = forward(network._params, activations, X)
+    loss = loss_sum(network.loss, activations[-1], zs[-1], outputs[-1], targets, scale)
+    grads = backward(network._params, activations, network.loss, X, targets, zs, outputs, None, scale)
+    penalty = 0.5 * l2 * squared_weights(network._params) / weight.sum()
+    grads = [(dW + network.dtype.type(l2 / weight.sum()) * W, db) for (dW, db), (W, _) in zip(grads, network._params)]
+    return loss, penalty, grads
 
 
 class Network(BaseNetwork):
@@ -520,10 +618,16 @@ class Network(BaseNetwork):
         return dropout_masks(rates, rows, self.sizes[1:], seed, batch, self.dtype)
 
     def _train_epoch(
-        self, state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, first_batch, check_rows=False
+        self, state, X, targets, order, batch_size, clip_norm, catch_interrupt, dropout_seed, first_batch,
+        check_rows=False, sample_weight=None, l2=0.0,
     ):
         # fit checks X before training the twin: check_rows is never asked for
-        return train_epoch(self, state, X, targets, order, batch_size, clip_norm, dropout_seed, first_batch)
+        return train_epoch(
+            self, state, X, targets, order, batch_size, clip_norm, dropout_seed, first_batch, sample_weight, l2
+        )
+
+    def _full_gradient(self, X, targets, sample_weight, l2):
+        return full_gradient(self, X, targets, sample_weight, l2)
 
     def _gradients(self, X, targets, dropout_seed):
         activations = [layer.activation for layer in self.layers]

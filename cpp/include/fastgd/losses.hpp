@@ -4,7 +4,9 @@
 //   cross_entropy  softmax output: C = −1/m Σ_samples Σ_j y_j log a_j
 //                  sigmoid output: C = −1/m Σ_samples Σ_j [y_j log a_j + (1 − y_j) log(1 − a_j)]
 // loss_sum returns the sum over the batch (callers divide by the sample count they want);
-// output_delta writes dC/dz of the output layer for the mean over the m rows given.
+// output_delta writes dC/dz of the output layer for the mean over the m rows given. Both take
+// optional per-row factors s_i: then loss_sum gives Σ_i s_i C_i and output_delta the gradient of
+// that sum. With s_i = w_i / Σ_k w_k that is the mean weighted by sample weights w.
 // Cross-entropy is computed from the pre-activation z, so log of 0 never appears.
 
 #include <algorithm>
@@ -35,10 +37,17 @@ inline void check_loss_output(Loss loss, Activation output) {
   }
 }
 
-// z, a, y are (m, n_out)
+// z, a, y are (m, n_out); row_scale, when given, is (m)
 template <typename T>
 double loss_sum(Loss loss, Activation output, ConstMatrixRef<T> z, ConstMatrixRef<T> a,
-                ConstMatrixRef<T> y) {
+                ConstMatrixRef<T> y, const T* row_scale = nullptr) {
+  if (row_scale) {
+    double total = 0.0;
+    for (Index i = 0; i < z.rows(); ++i) {
+      total += double(row_scale[i]) * loss_sum<T>(loss, output, z.row(i), a.row(i), y.row(i));
+    }
+    return total;
+  }
   double total = 0.0;
   if (loss == Loss::mse) {
     for (Index i = 0; i < a.rows(); ++i) total += 0.5 * double((a.row(i) - y.row(i)).squaredNorm());
@@ -69,10 +78,23 @@ double loss_sum(Loss loss, Activation output, ConstMatrixRef<T> z, ConstMatrixRe
   return total;
 }
 
-// dz, z, a, y are (m, n_out); m = dz.rows() is the batch the mean is taken over
+// dz, z, a, y are (m, n_out); m = dz.rows() is the batch the mean is taken over, unless
+// row_scale (m) gives each row's factor instead of 1/m
 template <typename T>
 void output_delta(MatrixRef<T> dz, Loss loss, Activation output, ConstMatrixRef<T> z,
-                  ConstMatrixRef<T> a, ConstMatrixRef<T> y) {
+                  ConstMatrixRef<T> a, ConstMatrixRef<T> y, const T* row_scale = nullptr) {
+  if (row_scale) {
+    const bool through_jacobian = loss == Loss::mse;
+    for (Index i = 0; i < dz.rows(); ++i) {
+      if (loss == Loss::cross_entropy && output == Activation::softmax) {
+        dz.row(i).noalias() = (a.row(i) * y.row(i).sum() - y.row(i)) * row_scale[i];
+      } else {
+        dz.row(i).noalias() = (a.row(i) - y.row(i)) * row_scale[i];
+      }
+    }
+    if (through_jacobian) apply_jacobian<T>(output, dz, z, a, dz);
+    return;
+  }
   const T inv_m = T(1) / T(dz.rows());
   if (loss == Loss::mse) {
     // dC/da = (a − y)/m, then through the output activation's Jacobian

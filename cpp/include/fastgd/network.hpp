@@ -156,6 +156,8 @@ struct Workspace {
   bool sparse_capable = false;      // whether the first layer's shape suits the sparse kernels
   bool input_sparse = false;        // whether the last forward pass held its input as nonzeros
   SparseRows<T> sparse;             // the nonzeros of the last forward pass's input
+  std::vector<T> row_scale;         // (capacity) each row's factor in the loss, when rows_scaled
+  bool rows_scaled = false;         // whether the loss weighs rows by row_scale instead of 1/m
   LineAlignedMatrix<T> first_w;     // (n_in, n_out_0) layer 0's W while an epoch holds it there
                                     // (train.hpp's FirstLayerOnLines); empty unless sparse_capable
                                     // and within first_layer_copy_max_bytes
@@ -227,6 +229,7 @@ struct Workspace {
     first_w.resize(copy_first_w ? net.n_in() : 0, copy_first_w ? n_out_0 : 0);
     x.resize(capacity, net.n_in());
     y.resize(capacity, net.n_out());
+    row_scale.resize(std::size_t(capacity));
     dz.resize(L), dw.resize(L), db.resize(L), gemm_dw.resize(L), gemm_dx.resize(L);
     mask.resize(L), dropped.resize(L);
     for (std::size_t l = 0; l < L; ++l) {
@@ -259,10 +262,11 @@ MatrixRef<T> layer_weights(Workspace<T>& ws, Network<T>& net, std::size_t l) {
 
 // Fills ws.z and ws.a for the rows of x; x is (m, n_in) with m <= ws.capacity. With `dropout`
 // (training only) every layer with a rate also fills ws.mask and ws.dropped, and the next layer
-// reads ws.dropped.
+// reads ws.dropped. With input_in_sparse, ws.sparse already holds the batch's nonzeros (gathered
+// from a sparse matrix) and x is not read.
 template <typename T>
 void forward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x,
-             const DropoutBatch* dropout = nullptr) {
+             const DropoutBatch* dropout = nullptr, bool input_in_sparse = false) {
   const Index m = x.rows();
   assert(m <= ws.capacity);
   assert(!dropout || ws.training);
@@ -272,7 +276,7 @@ void forward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x,
     auto z = ws.z[l].topRows(m);
     auto a = ws.a[l].topRows(m);
     if (l == 0) {
-      ws.input_sparse = ws.sparse_capable && ws.sparse.assign(x);
+      ws.input_sparse = input_in_sparse || (ws.sparse_capable && ws.sparse.assign(x));
       const auto w = layer_weights<T>(ws, net, 0);
       if (ws.input_sparse) {
         sparse_dense_forward<T>(z, ws.sparse, w, layer.b, threads_allowed());
@@ -317,7 +321,8 @@ void backward_output(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> 
   const Index m = y.rows();
   const std::size_t L = net.layers.size();
   output_delta<T>(ws.dz[L - 1].topRows(m), net.loss, net.layers[L - 1].activation,
-                  ws.z[L - 1].topRows(m), ws.a[L - 1].topRows(m), y);
+                  ws.z[L - 1].topRows(m), ws.a[L - 1].topRows(m), y,
+                  ws.rows_scaled ? ws.row_scale.data() : nullptr);
 }
 
 // ws.dz[l − 1] from ws.dz[l] for the first m rows, l ≥ 1; reads W_l, so it runs before W_l changes.
@@ -351,12 +356,13 @@ void backward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x, Cons
   }
 }
 
+// The loss summed over the batch's rows, or with ws.rows_scaled their sum weighted by row_scale.
 template <typename T>
 double batch_loss_sum(const Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> y) {
   const Index m = y.rows();
   const std::size_t L = net.layers.size();
   return loss_sum<T>(net.loss, net.layers[L - 1].activation, ws.z[L - 1].topRows(m),
-                     ws.a[L - 1].topRows(m), y);
+                     ws.a[L - 1].topRows(m), y, ws.rows_scaled ? ws.row_scale.data() : nullptr);
 }
 
 // Rows per pass in predict and evaluate: bounds their scratch memory whatever the input size.
@@ -384,6 +390,41 @@ double predict(MatrixRef<T> out, const Network<T>& net, ConstMatrixRef<T> x,
                const ConstMatrixRef<T>* y = nullptr) {
   Workspace<T> ws;
   return predict<T>(out, ws, net, x, y);
+}
+
+// Entries of the dense copy that predict makes of a CSR x's rows too dense for the sparse kernels.
+inline constexpr Index csr_dense_chunk_entries = Index(1) << 20;
+
+// predict for a CSR x (n, n_in): each chunk's nonzeros go to the sparse first layer when it takes
+// them; otherwise the chunk is made dense a few rows at a time, never the whole of x. The first
+// dense chunk allocates ws.x, once.
+template <typename T>
+double predict(MatrixRef<T> out, Workspace<T>& ws, const Network<T>& net, const CsrMatrix<T>& x,
+               const ConstMatrixRef<T>* y = nullptr) {
+  const Index n = x.rows, n_in = net.n_in();
+  ws.reserve(net, std::min(n, inference_chunk_rows), Purpose::inference);
+  const Index dense_rows = std::clamp<Index>(csr_dense_chunk_entries / n_in, 1, inference_chunk_rows);
+  double total = 0.0;
+  const auto pass = [&](ConstMatrixRef<T> input, Index start, Index m, bool in_sparse) {
+    forward<T>(ws, net, input, nullptr, in_sparse);
+    out.middleRows(start, m) = ws.a.back().topRows(m);
+    if (y) total += batch_loss_sum<T>(ws, net, y->middleRows(start, m));
+  };
+  for (Index start = 0; start < n; start += inference_chunk_rows) {
+    const Index m = std::min(inference_chunk_rows, n - start);
+    if (ws.sparse_capable && ws.sparse.assign(x, nullptr, start, m)) {
+      // forward reads only the row count of its x when ws.sparse holds the input
+      pass(Eigen::Map<const Matrix<T>>(nullptr, m, n_in), start, m, true);
+      continue;
+    }
+    if (ws.x.rows() < dense_rows || ws.x.cols() != n_in) ws.x.resize(dense_rows, n_in);
+    for (Index part = start; part < start + m; part += dense_rows) {
+      const Index rows = std::min(dense_rows, start + m - part);
+      scatter_csr_rows<T>(ws.x, x, nullptr, part, rows);
+      pass(ws.x.topRows(rows), part, rows, false);
+    }
+  }
+  return total;
 }
 
 // Buffers for predict on several threads, each running its own rows through the whole network.

@@ -117,6 +117,31 @@ inline constexpr Index sparse_gradient_max_row_bytes_by_rows = 512;
 // The forward pass copies W's column groups contiguously from this many nonzeros per input.
 inline constexpr Index sparse_pack_min_visits = 16;
 
+// A sparse matrix as scipy.sparse's CSR format holds it: row i's nonzeros are indices[e], data[e]
+// for e in [indptr[i], indptr[i + 1]). Indices lie in [0, cols); a repeated one adds up.
+template <typename T>
+struct CsrMatrix {
+  const std::int64_t* indptr = nullptr;   // (rows + 1)
+  const std::int32_t* indices = nullptr;  // (nonzeros)
+  const T* data = nullptr;                // (nonzeros)
+  Index rows = 0, cols = 0;
+
+  Index row_nonzeros(Index i) const { return Index(indptr[i + 1] - indptr[i]); }
+};
+
+// dense (m, cols) = the rows order[start + i] (or start + i, without order) of x, i < m.
+template <typename T>
+void scatter_csr_rows(MatrixRef<T> dense, const CsrMatrix<T>& x, const std::int64_t* order,
+                      Index start, Index m) {
+  assert(dense.rows() >= m && dense.cols() == x.cols);
+  for (Index i = 0; i < m; ++i) {
+    const Index row = order ? Index(order[start + i]) : start + i;
+    auto target = dense.row(i);
+    target.setZero();
+    for (auto e = x.indptr[row]; e < x.indptr[row + 1]; ++e) target(x.indices[e]) += x.data[e];
+  }
+}
+
 // The nonzeros of a batch x (rows, cols), by row (CSR) and, after by_column(), by column (CSC).
 template <typename T>
 class SparseRows {
@@ -166,6 +191,29 @@ class SparseRows {
         count += row[j] != T(0);
       }
       if (count > limit) return false;
+    }
+    row_start_[std::size_t(rows_)] = count;
+    return true;
+  }
+
+  // Keeps the rows order[start + i] (or start + i, without order), i < m, of a CSR matrix and
+  // returns true when their nonzeros are at most sparse_input_max_density of the batch's entries;
+  // returns false, keeping nothing usable, when there are more.
+  bool assign(const CsrMatrix<T>& x, const std::int64_t* order, Index start, Index m) {
+    rows_ = m, cols_ = x.cols;
+    assert(std::size_t(rows_ + 1) <= row_start_.size() && supports(cols_));
+    by_column_ready_ = false;
+    Index count = 0;
+    for (Index i = 0; i < m; ++i) count += x.row_nonzeros(order ? Index(order[start + i]) : start + i);
+    if (count > max_nonzeros(rows_, cols_)) return false;
+    count = 0;
+    for (Index i = 0; i < m; ++i) {
+      const Index row = order ? Index(order[start + i]) : start + i;
+      const Index n = x.row_nonzeros(row);
+      row_start_[std::size_t(i)] = count;
+      std::copy_n(x.indices + x.indptr[row], n, column_.data() + count);
+      std::copy_n(x.data + x.indptr[row], n, value_.data() + count);
+      count += n;
     }
     row_start_[std::size_t(rows_)] = count;
     return true;

@@ -5,6 +5,7 @@
 #include <cassert>
 #include <cmath>
 #include <cstdint>
+#include <numeric>
 
 #include "fastgd/network.hpp"
 #include "fastgd/optimizers.hpp"
@@ -13,6 +14,8 @@ namespace fastgd {
 
 struct EpochResult {
   double loss_sum = 0.0;    // sum over the samples trained on of each one's loss before its update
+                            // (with sample weights: Σ_batches m · the batch's weighted mean loss)
+  double penalty_sum = 0.0;  // Σ_batches m · the batch's L2 penalty ½ λ Σ‖W‖² / Σw
   Index samples = 0;        // samples trained on
   Index batches = 0;        // batches applied
   Index failed_batch = -1;  // batch whose loss, or after which the weights, were NaN or Inf; or -1
@@ -47,6 +50,8 @@ struct TrainOptions {
   const std::atomic<bool>* stop = nullptr;  // checked before every batch
   Progress* progress = nullptr;            // added to after every batch
   bool check_rows = false;                 // stop before a batch with a row of x not all finite
+  const double* sample_weight = nullptr;   // (n) each row's weight in its batch's mean loss
+  double l2 = 0.0;  // λ of scikit-learn's penalty ½ λ Σ‖W‖² / Σw, added to each batch's loss
 };
 
 // torch.nn.utils.clip_grad_norm_: with ‖g‖ the 2-norm of all gradients together, scale every
@@ -153,13 +158,84 @@ void prefetch_entries(const T* p, Index count) {
 // of the whole gained nothing, and prefetching the whole next batch at once slowed the batch.
 inline constexpr Index gather_prefetch_bytes = Index(64) << 10;
 
-// train_epoch's loop over the batches, with layer 0's W wherever the epoch keeps it.
+// Gathers the batch's rows order[start + i] (or start + i, without order), i < m, of x into
+// ws.x and of y into ws.y, prefetching rows gather_prefetch_bytes ahead. Returns false: ws.x
+// holds them.
 template <typename T>
-EpochResult train_batches(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& ws,
-                          ConstMatrixRef<T> x, ConstMatrixRef<T> y, const std::int64_t* order,
-                          const TrainOptions& options, bool fused) {
-  const Index batch_size = options.batch_size, n = x.rows();
+bool gather_batch(Workspace<T>& ws, ConstMatrixRef<T> x, ConstMatrixRef<T> y,
+                  const std::int64_t* order, Index start, Index m) {
+  const Index n = x.rows();
   const Index ahead = std::max<Index>(1, gather_prefetch_bytes / (x.cols() * Index(sizeof(T))));
+  for (Index i = 0; i < m; ++i) {
+    const Index row = order ? Index(order[start + i]) : start + i;
+    assert(row >= 0 && row < n);
+    if (order && start + i + ahead < n) {
+      const Index later = Index(order[start + i + ahead]);
+      prefetch_entries<T>(x.data() + later * x.outerStride(), x.cols());
+      prefetch_entries<T>(y.data() + later * y.outerStride(), y.cols());
+    }
+    ws.x.row(i) = x.row(row);
+    ws.y.row(i) = y.row(row);
+  }
+  return false;
+}
+
+// The same from a CSR x: its nonzeros go to ws.sparse when the first layer takes them (returns
+// true), else the rows are scattered into ws.x (returns false). x is never densified whole.
+template <typename T>
+bool gather_batch(Workspace<T>& ws, const CsrMatrix<T>& x, ConstMatrixRef<T> y,
+                  const std::int64_t* order, Index start, Index m) {
+  for (Index i = 0; i < m; ++i) ws.y.row(i) = y.row(order ? Index(order[start + i]) : start + i);
+  if (ws.sparse_capable && ws.sparse.assign(x, order, start, m)) return true;
+  scatter_csr_rows<T>(ws.x, x, order, start, m);
+  return false;
+}
+
+template <typename T>
+Index input_rows(const CsrMatrix<T>& x) { return x.rows; }
+template <typename T>
+Index input_rows(const Eigen::Ref<const Matrix<T>>& x) { return x.rows(); }
+
+// Σ_l ‖W_l‖², for the L2 penalty.
+template <typename T>
+double squared_weights(const Workspace<T>& ws, const Network<T>& net) {
+  double total = 0.0;
+  for (std::size_t l = 0; l < net.layers.size(); ++l) {
+    total += double(layer_weights<T>(ws, net, l).squaredNorm());
+  }
+  return total;
+}
+
+// ws.row_scale = w_i / Σ w over the batch's rows, when there are sample weights; returns Σ w
+// (m without weights).
+template <typename T>
+double scale_rows(Workspace<T>& ws, const double* sample_weight, const std::int64_t* order,
+                  Index start, Index m) {
+  ws.rows_scaled = sample_weight != nullptr;
+  if (!sample_weight) return double(m);
+  double total = 0.0;
+  for (Index i = 0; i < m; ++i) total += sample_weight[order ? order[start + i] : start + i];
+  for (Index i = 0; i < m; ++i) {
+    const double w = sample_weight[order ? order[start + i] : start + i];
+    ws.row_scale[std::size_t(i)] = T(total > 0.0 ? w / total : 0.0);
+  }
+  return total;
+}
+
+// dW_l += λ / Σw · W_l: the gradient of the L2 penalty.
+template <typename T>
+void add_l2_gradient(Workspace<T>& ws, const Network<T>& net, double factor) {
+  for (std::size_t l = 0; l < net.layers.size(); ++l) {
+    ws.dw[l].noalias() += T(factor) * layer_weights<T>(ws, net, l);
+  }
+}
+
+// train_epoch's loop over the batches, with layer 0's W wherever the epoch keeps it.
+template <typename T, typename Input>
+EpochResult train_batches(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& ws,
+                          const Input& x, ConstMatrixRef<T> y, const std::int64_t* order,
+                          const TrainOptions& options, bool fused) {
+  const Index batch_size = options.batch_size, n = input_rows(x);
   EpochResult result;
   for (Index start = 0; start < n; start += batch_size, ++result.batches) {
     if (options.stop && options.stop->load(std::memory_order_relaxed)) {
@@ -167,31 +243,31 @@ EpochResult train_batches(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>
       return result;
     }
     const Index m = std::min(batch_size, n - start);
-    for (Index i = 0; i < m; ++i) {
-      const Index row = order ? Index(order[start + i]) : start + i;
-      assert(row >= 0 && row < n);
-      if (order && start + i + ahead < n) {
-        const Index later = Index(order[start + i + ahead]);
-        prefetch_entries<T>(x.data() + later * x.outerStride(), x.cols());
-        prefetch_entries<T>(y.data() + later * y.outerStride(), y.cols());
-      }
-      ws.x.row(i) = x.row(row);
-      ws.y.row(i) = y.row(row);
-    }
+    const bool in_sparse = gather_batch<T>(ws, x, y, order, start, m);
     // After the gathering, whose trips to memory a check between rows would hold back.
-    for (Index i = 0; options.check_rows && i < m; ++i) {
+    for (Index i = 0; options.check_rows && !in_sparse && i < m; ++i) {
       if (!all_finite<T>(ws.x.row(i).data(), ws.x.cols())) {
         result.nonfinite_row = order ? Index(order[start + i]) : start + i;
         return result;
       }
     }
+    const double weight_sum = scale_rows<T>(ws, options.sample_weight, order, start, m);
+    if (weight_sum == 0.0) {  // a batch of weight 0 moves nothing
+      result.samples += m;
+      continue;
+    }
     const auto xb = ws.x.topRows(m);
     const auto yb = ws.y.topRows(m);
     const DropoutBatch dropout{options.dropout_seed,
                                std::uint64_t(options.first_batch + result.batches)};
-    forward<T>(ws, net, xb, &dropout);
-    const double loss = batch_loss_sum<T>(ws, net, yb);
-    if (!std::isfinite(loss)) {
+    forward<T>(ws, net, xb, &dropout, in_sparse);
+    // With weights the loss is already the batch's weighted mean; sklearn counts it m times.
+    double loss = batch_loss_sum<T>(ws, net, yb);
+    if (ws.rows_scaled) loss *= double(m);
+    const double penalty =
+        options.l2 > 0.0 ? double(m) * 0.5 * options.l2 * squared_weights<T>(ws, net) / weight_sum
+                         : 0.0;
+    if (!std::isfinite(loss) || !std::isfinite(penalty)) {
       result.failed_batch = result.batches;
       return result;
     }
@@ -199,37 +275,102 @@ EpochResult train_batches(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>
       backward_and_step<T>(ws, net, optimizer, xb, yb);
     } else {
       backward<T>(ws, net, xb, yb);
+      if (options.l2 > 0.0) add_l2_gradient<T>(ws, net, options.l2 / weight_sum);
       if (options.clip_norm > 0.0) clip_gradient_norm<T>(ws, options.clip_norm);
       optimizer.step(net, ws);
     }
     result.loss_sum += loss;
+    result.penalty_sum += penalty;
     result.samples += m;
-    if (options.progress) options.progress->add_batch(m, loss);
+    if (options.progress) options.progress->add_batch(m, loss + penalty);
   }
   return result;
 }
 
 // Gathers the rows order[i] (or i, without order) of x and y into the workspace batch by batch
-// and updates the network after each. x is (n, n_in), y is (n, n_out), order is (n). A batch
-// whose loss is not finite, or with check_rows one holding a row of x that is not, is not
-// applied; weights that are not finite at the end of the epoch mark its last batch as failed.
-// Either way the caller restores the weights it trusts.
-template <typename T>
+// and updates the network after each. x is (n, n_in), dense or CSR, y is (n, n_out), order is
+// (n). A batch whose loss is not finite, or with check_rows one holding a row of a dense x that
+// is not, is not applied; weights that are not finite at the end of the epoch mark its last
+// batch as failed. Either way the caller restores the weights it trusts.
+template <typename T, typename Input>
 EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& ws,
-                        ConstMatrixRef<T> x, ConstMatrixRef<T> y, const std::int64_t* order,
+                        const Input& x, ConstMatrixRef<T> y, const std::int64_t* order,
                         const TrainOptions& options) {
-  assert(options.batch_size > 0 && y.rows() == x.rows() && optimizer.fits(net));
-  ws.reserve(net, std::min(options.batch_size, x.rows()));
-  const bool fused = options.clip_norm == 0.0 && optimizer.fuses_with_backward();
+  const Index n = input_rows(x);
+  assert(options.batch_size > 0 && y.rows() == n && optimizer.fits(net));
+  ws.reserve(net, std::min(options.batch_size, n));
+  const bool fused =
+      options.clip_norm == 0.0 && options.l2 == 0.0 && optimizer.fuses_with_backward();
   EpochResult result;
   {
     const FirstLayerOnLines<T> first_layer(ws, net, fused);
     result = train_batches<T>(net, optimizer, ws, x, y, order, options, fused);
   }
+  ws.rows_scaled = false;
   const bool completed =
       result.failed_batch == -1 && result.nonfinite_row == -1 && !result.interrupted;
   if (completed && result.batches > 0 && !weights_finite(net)) {
     result.failed_batch = result.batches - 1;
+  }
+  return result;
+}
+
+template <typename T>
+EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& ws,
+                        ConstMatrixRef<T> x, ConstMatrixRef<T> y, const std::int64_t* order,
+                        const TrainOptions& options) {
+  return train_epoch<T, ConstMatrixRef<T>>(net, optimizer, ws, x, y, order, options);
+}
+
+// Rows per pass of full_gradient: bounds its buffers whatever the size of x.
+inline constexpr Index full_gradient_chunk_rows = 1024;
+
+struct FullGradient {
+  double loss = 0.0;     // the (weighted) mean loss over x
+  double penalty = 0.0;  // ½ λ Σ‖W‖² / Σw
+};
+
+// The gradient of the (weighted) mean loss over all of x plus the L2 penalty, into grads (shaped
+// like the network), without updating: scikit-learn's objective for lbfgs. Rows are taken in
+// chunks, each weighing its rows by w_i / Σw over all of x, so the sum of the chunks' gradients
+// is the whole one. x is (n, n_in), dense or CSR, y is (n, n_out), sample_weight (n) or null.
+template <typename T, typename Input>
+FullGradient full_gradient(LayerBuffers<T>& grads, Network<T>& net, Workspace<T>& ws,
+                           const Input& x, ConstMatrixRef<T> y, const double* sample_weight,
+                           double l2) {
+  const Index n = input_rows(x);
+  ws.reserve(net, std::min(full_gradient_chunk_rows, n));
+  double weight_sum = double(n);
+  if (sample_weight) weight_sum = std::accumulate(sample_weight, sample_weight + n, 0.0);
+  for (std::size_t l = 0; l < net.layers.size(); ++l) {
+    grads.w[l].setZero(net.layers[l].w.rows(), net.layers[l].w.cols());
+    grads.b[l].setZero(net.layers[l].b.cols());
+  }
+  FullGradient result;
+  ws.rows_scaled = true;
+  for (Index start = 0; start < n; start += full_gradient_chunk_rows) {
+    const Index m = std::min(full_gradient_chunk_rows, n - start);
+    const bool in_sparse = gather_batch<T>(ws, x, y, nullptr, start, m);
+    for (Index i = 0; i < m; ++i) {
+      const double w = sample_weight ? sample_weight[start + i] : 1.0;
+      ws.row_scale[std::size_t(i)] = T(weight_sum > 0.0 ? w / weight_sum : 0.0);
+    }
+    const auto xb = ws.x.topRows(m);
+    const auto yb = ws.y.topRows(m);
+    forward<T>(ws, net, xb, nullptr, in_sparse);
+    result.loss += batch_loss_sum<T>(ws, net, yb);
+    backward<T>(ws, net, xb, yb);
+    for (std::size_t l = 0; l < net.layers.size(); ++l) {
+      grads.w[l] += ws.dw[l];
+      grads.b[l] += ws.db[l];
+    }
+  }
+  ws.rows_scaled = false;
+  if (l2 > 0.0 && weight_sum > 0.0) {
+    result.penalty = 0.5 * l2 * squared_weights<T>(ws, net) / weight_sum;
+    for (std::size_t l = 0; l < net.layers.size(); ++l) {
+      grads.w[l] += T(l2 / weight_sum) * net.layers[l].w;
+    }
   }
   return result;
 }
