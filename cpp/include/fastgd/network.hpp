@@ -143,7 +143,8 @@ struct Workspace {
   std::vector<Index> sizes;         // the layer sizes of the network the buffers were made for
   std::vector<double> dropout;      // and its dropout rates
   bool dropout_applied = false;     // whether the last forward pass dropped units
-  Matrix<T> x;                      // (capacity, n_in) the gathered input batch
+  Matrix<T> x;                      // (capacity, n_in) the gathered input batch; for a CSR input,
+                                    // made on its first batch too dense for ws.sparse
   Matrix<T> y;                      // (capacity, n_out) the gathered targets
   std::vector<Matrix<T>> z;         // [l] (capacity, n_out_l) pre-activations
   std::vector<Matrix<T>> a;         // [l] (capacity, n_out_l) activations
@@ -170,13 +171,22 @@ struct Workspace {
 
   // Allocates only when the batch outgrows the buffers, the network's shape differs, training
   // needs buffers an inference workspace lacks, or more threads are allowed than the packing
-  // buffers were made for.
-  void reserve(const Network<T>& net, Index batch, Purpose purpose = Purpose::training) {
+  // buffers were made for. `csr_nonzeros` is the most nonzeros a batch of a CSR input holds (see
+  // batch_nonzeros); without it (−1) the input is dense, and the buffers take its batches whole.
+  void reserve(const Network<T>& net, Index batch, Purpose purpose = Purpose::training,
+               Index csr_nonzeros = -1) {
     const bool for_training = purpose == Purpose::training;
     if (!fits(net)) *this = Workspace();
     if (batch > capacity || (for_training && !training)) {
       allocate(net, std::max({batch, capacity, Index(1)}), training || for_training);
     }
+    const bool dense_input = csr_nonzeros < 0;
+    if (sparse_capable) {
+      const Index nonzeros =
+          dense_input ? SparseRows<T>::dense_nonzeros(capacity, net.n_in()) : csr_nonzeros;
+      sparse.reserve_nonzeros(capacity, net.n_in(), nonzeros, training);
+    }
+    if (training && dense_input && x.rows() < capacity) x.resize(capacity, net.n_in());
     const int threads = threads_allowed();
     if (sparse_capable) {
       const Index widest = std::max(capacity, net.n_in()) * packet_groups::max_packets *
@@ -221,13 +231,11 @@ struct Workspace {
     }
     input_sparse = false;
     sparse_capable = sparse_kernels_fit<T>(net.n_in(), net.layers[0].w.cols());
-    if (sparse_capable) sparse.reserve(capacity, net.n_in(), training);
     if (!training) return;
     const Index n_out_0 = net.layers[0].w.cols();
     const Index copy_bytes = LineAlignedMatrix<T>::bytes(net.n_in(), n_out_0);
     const bool copy_first_w = sparse_capable && copy_bytes <= first_layer_copy_max_bytes;
     first_w.resize(copy_first_w ? net.n_in() : 0, copy_first_w ? n_out_0 : 0);
-    x.resize(capacity, net.n_in());
     y.resize(capacity, net.n_out());
     row_scale.resize(std::size_t(capacity));
     dz.resize(L), dw.resize(L), db.resize(L), gemm_dw.resize(L), gemm_dx.resize(L);
@@ -260,6 +268,12 @@ MatrixRef<T> layer_weights(Workspace<T>& ws, Network<T>& net, std::size_t l) {
   return w;
 }
 
+// What forward takes for x when ws.sparse already holds the batch: only its shape is read.
+template <typename T>
+Eigen::Map<const Matrix<T>> unread_input(Index rows, Index cols) {
+  return Eigen::Map<const Matrix<T>>(nullptr, rows, cols);
+}
+
 // Fills ws.z and ws.a for the rows of x; x is (m, n_in) with m <= ws.capacity. With `dropout`
 // (training only) every layer with a rate also fills ws.mask and ws.dropped, and the next layer
 // reads ws.dropped. With input_in_sparse, ws.sparse already holds the batch's nonzeros (gathered
@@ -276,7 +290,8 @@ void forward(Workspace<T>& ws, const Network<T>& net, ConstMatrixRef<T> x,
     auto z = ws.z[l].topRows(m);
     auto a = ws.a[l].topRows(m);
     if (l == 0) {
-      ws.input_sparse = input_in_sparse || (ws.sparse_capable && ws.sparse.assign(x));
+      ws.input_sparse = input_in_sparse || (ws.sparse_capable && ws.sparse.takes_dense(m, x.cols()) &&
+                                            ws.sparse.assign(x));
       const auto w = layer_weights<T>(ws, net, 0);
       if (ws.input_sparse) {
         sparse_dense_forward<T>(z, ws.sparse, w, layer.b, threads_allowed());
@@ -402,7 +417,8 @@ template <typename T>
 double predict(MatrixRef<T> out, Workspace<T>& ws, const Network<T>& net, const CsrMatrix<T>& x,
                const ConstMatrixRef<T>* y = nullptr) {
   const Index n = x.rows, n_in = net.n_in();
-  ws.reserve(net, std::min(n, inference_chunk_rows), Purpose::inference);
+  const Index chunk = std::min(n, inference_chunk_rows);
+  ws.reserve(net, chunk, Purpose::inference, batch_nonzeros<T>(x, nullptr, chunk));
   const Index dense_rows = std::clamp<Index>(csr_dense_chunk_entries / n_in, 1, inference_chunk_rows);
   double total = 0.0;
   const auto pass = [&](ConstMatrixRef<T> input, Index start, Index m, bool in_sparse) {
@@ -413,8 +429,7 @@ double predict(MatrixRef<T> out, Workspace<T>& ws, const Network<T>& net, const 
   for (Index start = 0; start < n; start += inference_chunk_rows) {
     const Index m = std::min(inference_chunk_rows, n - start);
     if (ws.sparse_capable && ws.sparse.assign(x, nullptr, start, m)) {
-      // forward reads only the row count of its x when ws.sparse holds the input
-      pass(Eigen::Map<const Matrix<T>>(nullptr, m, n_in), start, m, true);
+      pass(unread_input<T>(m, n_in), start, m, true);
       continue;
     }
     if (ws.x.rows() < dense_rows || ws.x.cols() != n_in) ws.x.resize(dense_rows, n_in);

@@ -146,18 +146,31 @@ void scatter_csr_rows(MatrixRef<T> dense, const CsrMatrix<T>& x, const std::int6
 template <typename T>
 class SparseRows {
  public:
-  // Buffers for batches of up to `rows` rows; `with_columns` adds the by-column copy.
+  // Buffers for batches of up to `rows` rows of a dense x; `with_columns` adds the by-column copy.
   void reserve(Index rows, Index cols, bool with_columns) {
     // slack for a row past the limit (assign checks per row) and a block's full-width stores
-    const Index limit = max_nonzeros(rows, cols) + cols + 8;
-    row_start_.resize(std::size_t(rows + 1));
-    column_.resize(std::size_t(limit));
-    value_.resize(std::size_t(limit));
+    reserve_nonzeros(rows, cols, dense_nonzeros(rows, cols), with_columns);
+  }
+
+  // Buffers for batches of up to `rows` rows holding up to `nonzeros` in all, as a CSR input's
+  // batches need; grows only.
+  void reserve_nonzeros(Index rows, Index cols, Index nonzeros, bool with_columns) {
+    grow(row_start_, rows + 1);
+    grow(column_, nonzeros);
+    grow(value_, nonzeros);
     if (!with_columns) return;
-    column_start_.resize(std::size_t(cols + 1));
-    cursor_.resize(std::size_t(cols));
-    row_of_.resize(std::size_t(limit));
-    column_value_.resize(std::size_t(limit));
+    grow(column_start_, cols + 1);
+    grow(cursor_, cols);
+    grow(row_of_, nonzeros);
+    grow(column_value_, nonzeros);
+  }
+
+  // The nonzero slots assign(dense x) may write for x of `rows` rows.
+  static Index dense_nonzeros(Index rows, Index cols) { return max_nonzeros(rows, cols) + cols + 8; }
+
+  // Whether the buffers take assign(dense x) for x of `rows` rows.
+  bool takes_dense(Index rows, Index cols) const {
+    return Index(column_.size()) >= dense_nonzeros(rows, cols);
   }
 
   static Index max_nonzeros(Index rows, Index cols) {
@@ -205,7 +218,7 @@ class SparseRows {
     by_column_ready_ = false;
     Index count = 0;
     for (Index i = 0; i < m; ++i) count += x.row_nonzeros(order ? Index(order[start + i]) : start + i);
-    if (count > max_nonzeros(rows_, cols_)) return false;
+    if (count > max_nonzeros(rows_, cols_) || count > Index(column_.size())) return false;
     count = 0;
     for (Index i = 0; i < m; ++i) {
       const Index row = order ? Index(order[start + i]) : start + i;
@@ -275,7 +288,26 @@ class SparseRows {
   std::vector<std::int32_t> row_of_;    // (max nonzeros + cols)
   std::vector<T> column_value_;         // (max nonzeros + cols)
   std::vector<std::vector<T>> packing_;  // [thread] (≥ max(rows, cols) · max_packets · lanes)
+
+  template <typename V>
+  static void grow(std::vector<V>& buffer, Index size) {
+    if (buffer.size() < std::size_t(size)) buffer.resize(std::size_t(size));
+  }
 };
+
+// The most nonzeros any batch of `batch` rows of x holds, in the order given (or in turn),
+// capped at what the sparse kernels take for such a batch: what a CSR epoch's buffers need.
+template <typename T>
+Index batch_nonzeros(const CsrMatrix<T>& x, const std::int64_t* order, Index batch) {
+  Index most = 0;
+  for (Index start = 0; start < x.rows; start += batch) {
+    const Index m = std::min(batch, x.rows - start);
+    Index count = 0;
+    for (Index i = 0; i < m; ++i) count += x.row_nonzeros(order ? Index(order[start + i]) : start + i);
+    most = std::max(most, count);
+  }
+  return std::min(most, SparseRows<T>::max_nonzeros(std::min(batch, x.rows), x.cols));
+}
 
 namespace sparse_kernels {
 

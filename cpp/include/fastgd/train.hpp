@@ -187,6 +187,7 @@ bool gather_batch(Workspace<T>& ws, const CsrMatrix<T>& x, ConstMatrixRef<T> y,
                   const std::int64_t* order, Index start, Index m) {
   for (Index i = 0; i < m; ++i) ws.y.row(i) = y.row(order ? Index(order[start + i]) : start + i);
   if (ws.sparse_capable && ws.sparse.assign(x, order, start, m)) return true;
+  if (ws.x.rows() < ws.capacity) ws.x.resize(ws.capacity, x.cols);
   scatter_csr_rows<T>(ws.x, x, order, start, m);
   return false;
 }
@@ -195,6 +196,14 @@ template <typename T>
 Index input_rows(const CsrMatrix<T>& x) { return x.rows; }
 template <typename T>
 Index input_rows(const Eigen::Ref<const Matrix<T>>& x) { return x.rows(); }
+
+// Workspace::reserve's csr_nonzeros for batches of x: −1 for a dense x.
+template <typename T>
+Index csr_nonzeros(const CsrMatrix<T>& x, const std::int64_t* order, Index batch) {
+  return batch_nonzeros<T>(x, order, batch);
+}
+template <typename T>
+Index csr_nonzeros(const Eigen::Ref<const Matrix<T>>&, const std::int64_t*, Index) { return -1; }
 
 // Σ_l ‖W_l‖², for the L2 penalty.
 template <typename T>
@@ -256,7 +265,8 @@ EpochResult train_batches(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>
       result.samples += m;
       continue;
     }
-    const auto xb = ws.x.topRows(m);
+    const ConstMatrixRef<T> xb =
+        in_sparse ? ConstMatrixRef<T>(unread_input<T>(m, net.n_in())) : ConstMatrixRef<T>(ws.x.topRows(m));
     const auto yb = ws.y.topRows(m);
     const DropoutBatch dropout{options.dropout_seed,
                                std::uint64_t(options.first_batch + result.batches)};
@@ -298,7 +308,8 @@ EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& 
                         const TrainOptions& options) {
   const Index n = input_rows(x);
   assert(options.batch_size > 0 && y.rows() == n && optimizer.fits(net));
-  ws.reserve(net, std::min(options.batch_size, n));
+  const Index batch = std::min(options.batch_size, n);
+  ws.reserve(net, batch, Purpose::training, csr_nonzeros<T>(x, order, batch));
   const bool fused =
       options.clip_norm == 0.0 && options.l2 == 0.0 && optimizer.fuses_with_backward();
   EpochResult result;
@@ -339,7 +350,8 @@ FullGradient full_gradient(LayerBuffers<T>& grads, Network<T>& net, Workspace<T>
                            const Input& x, ConstMatrixRef<T> y, const double* sample_weight,
                            double l2) {
   const Index n = input_rows(x);
-  ws.reserve(net, std::min(full_gradient_chunk_rows, n));
+  const Index chunk = std::min(full_gradient_chunk_rows, n);
+  ws.reserve(net, chunk, Purpose::training, csr_nonzeros<T>(x, nullptr, chunk));
   double weight_sum = double(n);
   if (sample_weight) weight_sum = std::accumulate(sample_weight, sample_weight + n, 0.0);
   for (std::size_t l = 0; l < net.layers.size(); ++l) {
@@ -355,7 +367,8 @@ FullGradient full_gradient(LayerBuffers<T>& grads, Network<T>& net, Workspace<T>
       const double w = sample_weight ? sample_weight[start + i] : 1.0;
       ws.row_scale[std::size_t(i)] = T(weight_sum > 0.0 ? w / weight_sum : 0.0);
     }
-    const auto xb = ws.x.topRows(m);
+    const ConstMatrixRef<T> xb =
+        in_sparse ? ConstMatrixRef<T>(unread_input<T>(m, net.n_in())) : ConstMatrixRef<T>(ws.x.topRows(m));
     const auto yb = ws.y.topRows(m);
     forward<T>(ws, net, xb, nullptr, in_sparse);
     result.loss += batch_loss_sum<T>(ws, net, yb);
