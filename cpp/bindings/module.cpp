@@ -1,3 +1,7 @@
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
 #include <Eigen/Core>
 #include <string>
 
@@ -19,12 +23,22 @@ PYBIND11_MODULE(FASTGD_MODULE_NAME, m) {
   fastgd_bindings::define_optimizers(m);
   fastgd_bindings::define_network(m);
 
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw std::invalid_argument("number of threads must be at least 1, got " + std::to_string(n));
-    Eigen::setNbThreads(n);
-  }, py::arg("n"), "Set the number of threads Eigen's matrix products use.");
+  // The count given to set_num_threads, or 0 while the engine follows OpenMP's (what
+  // OMP_NUM_THREADS, threadpoolctl and joblib's workers set).
+  static int chosen_threads = 0;
+  m.def("set_num_threads", [](std::optional<int> n) {
+    if (n && *n < 1) throw std::invalid_argument("number of threads must be at least 1, got " + std::to_string(*n));
+    chosen_threads = n.value_or(0);
+    Eigen::setNbThreads(chosen_threads);
+  }, py::arg("n"),
+        "Set the number of threads the engine uses; None returns to OpenMP's count (OMP_NUM_THREADS,\n"
+        "threadpoolctl's limits), the default.");
   m.def("get_num_threads", [] { return Eigen::nbThreads(); },
-        "Number of threads Eigen's matrix products use.");
+        "Number of threads the engine uses.");
+  m.def("chosen_num_threads", []() -> std::optional<int> {
+    if (chosen_threads == 0) return std::nullopt;
+    return chosen_threads;
+  }, "The count last given to set_num_threads, or None while the engine follows OpenMP's.");
   m.def("build_info", [] {
     py::dict info;
     info["version"] = FASTGD_VERSION;

@@ -11,7 +11,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._validation import to_engine
+from ._validation import raise_if_not_finite, to_engine
 
 __all__ = ["EpochLoop", "EpochResult", "is_sparse", "loss_and_gradients", "prepare_sparse", "run_epoch"]
 
@@ -149,24 +149,58 @@ def parts(X, dtype, name, rows=None, starts=None):
 
 class EpochLoop:
     """What ``fit`` runs each epoch: X (in memory, sparse, or an np.memmap streamed part by part)
-    in a fresh random order, through `run_epoch`."""
+    in a fresh random order, through `run_epoch`, leaving nothing half-trained when it fails.
 
-    def __init__(self, network, X, targets, batch_size, shuffle=True, clip_norm=0.0):
+    `original` is the X as given while the engine has not yet read all its rows, checking them
+    as it goes (an array in memory): a bad value is then explained from it, and it is dropped
+    after the first complete epoch.
+    """
+
+    def __init__(self, network, X, targets, batch_size, shuffle=True, clip_norm=0.0, original=None):
         self.network, self.X, self.targets = network, X, targets
         self.batch_size, self.shuffle, self.clip_norm = batch_size, shuffle, clip_norm
+        self.original = original
 
     @property
     def batches(self):
         return math.ceil(self.X.shape[0] / self.batch_size)
 
-    def run(self, state, rng, catch_interrupt=False, check_rows=False):
-        """One epoch; returns an `EpochResult`. With check_rows (an array in memory, for an engine
-        that checks rows as it reads them), a row holding NaN or Inf raises ValueError at its batch."""
+    def run_or_restore(self, state, rng, epoch, lr, catch_interrupt=False):
+        """`run`, or on failure the weights and optimizer state of the epoch's start restored and
+        then ValueError (a bad value in X) or TrainingDiverged raised."""
+        from .network import TrainingDiverged
+
+        saved = ([(W.copy(), b.copy()) for W, b in self.network.params], state.get_state())
+        try:
+            result = self.run(state, rng, catch_interrupt)
+        except ValueError:
+            # bad values found in a streamed part, or by the engine in X
+            self._restore(saved, state)
+            raise
+        if result.failed_batch >= 0:
+            self._restore(saved, state)
+            raise TrainingDiverged(epoch, result.failed_batch + 1, lr)
+        if not result.interrupted:
+            self.original = None  # the epoch gathered every row of X
+        return result
+
+    def _restore(self, saved, state):
+        """Leave nothing half-trained; while X is unchecked, name its first bad value as a check
+        before training would: it explains more than a divergence or a row number."""
+        self.network.params = saved[0]
+        state.set_state(saved[1])
+        if self.original is not None:
+            raise_if_not_finite(self.original[: self.X.shape[0]], self.X, "X")
+
+    def run(self, state, rng, catch_interrupt=False):
+        """One epoch; returns an `EpochResult`. While `original` is kept, the engine checks the
+        rows as it reads them and a row holding NaN or Inf raises ValueError at its batch."""
         network, X = self.network, self.X
         train = dict(batch_size=self.batch_size, clip_norm=self.clip_norm, catch_interrupt=catch_interrupt)
         if not _streamed(X):
             order = rng.permutation(X.shape[0]) if self.shuffle else None
             seed = network._draw_dropout_seed(rng)
+            check_rows = self.original is not None
             return run_epoch(network, state, X, self.targets, order, dropout_seed=seed, check_rows=check_rows, **train)
         rows = _chunk_rows(X, network.dtype, multiple=self.batch_size)
         starts = np.arange(0, len(X), rows)

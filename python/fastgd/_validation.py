@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -71,25 +72,117 @@ def check_finite(array, name):
 
 
 def read_numbers(values, name):
-    """`values` as an ndarray, or a TypeError naming `name` when it cannot be one."""
+    """`values` as an ndarray, or a TypeError naming `name` when it cannot be one.
+
+    A pandas or polars DataFrame or Series is read column by column into its columns' common
+    dtype; a missing value in it raises a ValueError naming its column and row.
+    """
+    columns = _table_columns(values, name)
+    if columns is not None:
+        return _read_table(columns, values.shape, name)
     try:
         return np.asarray(values)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} could not be read as an array of numbers: {exc}") from None
 
 
-def as_float_array(X, dtype, name):
+def read_X(X, dtype, name):
+    """X as an ndarray of real numbers (bool, integer or float), which to_engine converts to `dtype`.
+
+    A NumPy array is returned as it is, so that a memory-mapped one can be converted part by
+    part. A pandas or polars table is converted here, straight to a C-contiguous array of
+    `dtype` (its one copy). Anything else is read by NumPy.
+    """
     if isinstance(X, np.ndarray):
-        if X.dtype.kind != "f" or X.dtype.itemsize not in (4, 8):
-            raise TypeError(
-                f"{name} has dtype {X.dtype}; fastgd takes float32 or float64 arrays "
-                f"(convert with {name}.astype(np.{dtype.name}))"
-            )
-        return X
+        return _real(X, name)
+    columns = _table_columns(X, name)
+    if columns is not None:
+        return _read_table(columns, X.shape, name, dtype)
     try:
-        return np.asarray(X, dtype=np.float64)
+        array = np.asarray(X)
+        if array.dtype == object:
+            # Python ints beyond int64, None (NaN), Decimals: whatever float() reads
+            array = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} could not be read as an array of numbers: {exc}") from None
+    except OverflowError:
+        raise ValueError(f"{name} holds an integer beyond the range of float64") from None
+    return _real(array, name)
+
+
+def _real(array, what, dtype=None):
+    """`array`, or a TypeError naming `what` and `dtype` (the array's by default) if it is not real."""
+    if array.dtype.kind not in "biuf":
+        shown = array.dtype if dtype is None else dtype
+        raise TypeError(f"{what} has dtype {shown}; fastgd takes real numbers (bool, integer or float dtypes)")
+    return array
+
+
+def _table_columns(table, name):
+    """(label, the library's dtype, ndarray) per column of a pandas or polars DataFrame or Series;
+    None for anything else.
+
+    Neither library is imported here: a table comes from one that is imported already.
+    """
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(table, (pandas.DataFrame, pandas.Series)):
+        return _pandas_columns(table, name)
+    polars = sys.modules.get("polars")
+    if polars is not None and isinstance(table, (polars.DataFrame, polars.Series)):
+        return _polars_columns(table, isinstance(table, polars.DataFrame), name)
+    return None
+
+
+def _pandas_columns(table, name):
+    for label, column in table.items() if table.ndim == 2 else [(table.name, table)]:
+        if not isinstance(column.dtype, np.dtype):
+            # nullable, categorical and pyarrow columns mark missing values instead of holding NaN
+            _raise_if_missing(column.isna().to_numpy(), label, name)
+        yield label, column.dtype, column.to_numpy()
+
+
+def _polars_columns(table, is_frame, name):
+    for column in table.get_columns() if is_frame else [table]:
+        if column.null_count():
+            _raise_if_missing(column.is_null().to_numpy(), column.name, name)
+        yield column.name, column.dtype, column.to_numpy()
+
+
+def _raise_if_missing(missing, label, name):
+    if missing.any():
+        raise ValueError(f"{name} contains missing values (first in column {label!r}, row {int(missing.argmax())})")
+
+
+def _read_table(columns, shape, name, dtype=None):
+    """A table's `columns` as one C-contiguous array of `shape`, of `dtype` (by default the
+    columns' common dtype), each value converted once, as it is copied in."""
+    columns = [(label, _real(values, f"{name} column {label!r}", shown)) for label, shown, values in columns]
+    if len(shape) == 1:
+        return columns[0][1]
+    arrays = [values for _, values in columns]
+    if dtype is None:
+        dtype = np.result_type(*arrays) if arrays else np.float64
+    array = np.empty(shape, dtype=dtype)
+    # Copied a block of rows at a time, which stays in cache, where a column at a time would
+    # stride across all of `array`.
+    rows = max(1, 2**22 // max(1, array.shape[1] * array.itemsize))
+    try:
+        with np.errstate(over="raise"):
+            for start in range(0, len(array), rows) if arrays else ():
+                np.stack([values[start : start + rows] for values in arrays], axis=1, out=array[start : start + rows])
+    except FloatingPointError:
+        raise _beyond_range(columns, array.dtype, name) from None
+    return array
+
+
+def _beyond_range(columns, dtype, name):
+    """The ValueError for the first column holding a finite value beyond the range of `dtype`."""
+    for label, values in columns:
+        bad = np.flatnonzero(np.isfinite(values) & (np.abs(values) > np.finfo(dtype).max))
+        if bad.size:
+            value, row = values[bad[0]], bad[0]
+            return ValueError(f"{name} holds {value:g} at row {row}, column {label!r}, beyond the range of {dtype.name}")
+    return ValueError(f"{name} holds values beyond the range of {dtype.name}")
 
 
 def to_engine(array, dtype, name, first_row=0, check=True):
@@ -139,7 +232,7 @@ def prepare_X(X, n_in, dtype, name="X", allow_1d=False, convert=True, check=True
     callers that convert it part by part; with check=False it is converted but not checked
     for NaN, Inf or values beyond the range of `dtype`, for callers that check it later.
     """
-    array = as_float_array(X, dtype, name)
+    array = read_X(X, dtype, name)
     single = False
     if array.ndim == 1 and allow_1d:
         array, single = array.reshape(1, -1), True

@@ -23,7 +23,7 @@ from ._validation import (
     check_real,
     check_seed,
     engine_ready,
-    as_float_array,
+    read_X,
     prepare_targets,
     prepare_X,
     raise_if_not_finite,
@@ -470,12 +470,11 @@ class BaseNetwork:
         # An array in memory goes to an engine that checks its rows as the first epoch gathers
         # them, sparing a pass over all of X; the twin checks it here.
         X, targets, validation, original = self._fit_data(X, y, validation_data, validation_split)
-        unchecked = original is not None  # until an epoch has gathered every row
         epochs = check_int(epochs, "epochs", 1)
         verbose = check_int(verbose, "verbose", 0)
         clip_norm = 0.0 if clip_norm is None else check_real(clip_norm, "clip_norm", strictly_positive=True)
         batch_size = min(check_int(batch_size, "batch_size", 1), X.shape[0])
-        loop = EpochLoop(self, X, targets, batch_size, bool(shuffle), clip_norm)
+        loop = EpochLoop(self, X, targets, batch_size, bool(shuffle), clip_norm, original)
         optimizer = SGD(lr=0.1) if optimizer is None else optimizer
         state = self._optimizer_state(optimizer)
         callbacks = [c for c in (lr_schedule, *callbacks, early_stopping) if c is not None]
@@ -491,37 +490,18 @@ class BaseNetwork:
         if resume is not None:
             first_epoch = self._resume(resume, optimizer, rng, history, callbacks, run) + 1
         catch_interrupt = threading.current_thread() is threading.main_thread()
-
-        def restore_epoch_start(saved, state):
-            """Leave nothing half-trained; while X is unchecked, name its first bad value as a
-            check before training would: it explains more than a divergence or a row number."""
-            self.params = saved[0]
-            state.set_state(saved[1])
-            if unchecked:
-                raise_if_not_finite(original[: X.shape[0]], X, "X")
-
         try:
             for epoch in range(first_epoch, epochs + 1):
                 started = time.perf_counter()
                 for callback in callbacks:
                     callback.on_epoch_begin(epoch)
                 state = self._optimizer_state(optimizer)
-                saved = ([(W.copy(), b.copy()) for W, b in self.params], state.get_state())
                 show_bar = verbose == 1 and self._progress_reader() is not None and sys.stderr.isatty()
-                try:
-                    with self._epoch_progress(show_bar, loop.batches, f"epoch {epoch}/{epochs}"):
-                        result = loop.run(state, rng, catch_interrupt, unchecked)
-                except ValueError:
-                    # bad values found in a streamed part, or by the engine in X
-                    restore_epoch_start(saved, state)
-                    raise
-                if result.failed_batch >= 0:
-                    restore_epoch_start(saved, state)
-                    raise TrainingDiverged(epoch, result.failed_batch + 1, optimizer.lr)
+                with self._epoch_progress(show_bar, loop.batches, f"epoch {epoch}/{epochs}"):
+                    result = loop.run_or_restore(state, rng, epoch, optimizer.lr, catch_interrupt)
                 if result.interrupted:
                     history.interrupted = True
                     break
-                unchecked = False  # the epoch gathered every row of X
                 logs = {"loss": result.loss_sum / result.samples}
                 if validation is not None:
                     scores = self._evaluate_prepared(*validation)
@@ -551,7 +531,7 @@ class BaseNetwork:
         # An array in memory goes to an engine that checks its rows as the first epoch gathers
         # them, sparing a pass over all of X; the twin checks it here.
         in_memory = not _streamed(X) and not is_sparse(X)
-        original = as_float_array(X, self.dtype, "X") if self._checks_rows_while_training and in_memory else None
+        original = read_X(X, self.dtype, "X") if self._checks_rows_while_training and in_memory else None
         X = self._prepare_input(X if original is None else original, "X", convert=not _streamed(X), check=original is None)
         targets, labels = prepare_targets(y, X.shape[0], self.n_out, self.dtype)
         validation_split = check_real(validation_split, "validation_split", minimum=0.0)
