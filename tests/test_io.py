@@ -263,3 +263,55 @@ def test_loading_never_unpickles(saved, monkeypatch):
 def test_missing_file_is_a_file_not_found_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         fastgd.load(tmp_path / "absent.fgd")
+
+
+def test_bytes_round_trip_in_the_file_format(tmp_path):
+    net = trained_network(dtype="float64")
+    data = fastgd.io.to_bytes(net, metadata={"dataset": "synthetic"})
+    for source in (data, bytearray(data), memoryview(data)):
+        loaded = fastgd.io.from_bytes(source)
+        assert loaded.layers == net.layers and loaded.loss == net.loss and loaded.dtype == net.dtype
+        for (W, b), (W2, b2) in zip(net.params, loaded.params):
+            np.testing.assert_array_equal(W, W2)
+            np.testing.assert_array_equal(b, b2)
+    assert loaded.metadata["dataset"] == "synthetic" and loaded.metadata["training"]["epochs"] == 2
+    (tmp_path / "from_bytes.fgd").write_bytes(data)
+    np.testing.assert_array_equal(fastgd.load(tmp_path / "from_bytes.fgd").params[0][0], net.params[0][0])
+    net.save(tmp_path / "saved.fgd")
+    np.testing.assert_array_equal(fastgd.io.from_bytes((tmp_path / "saved.fgd").read_bytes()).params[0][0], net.params[0][0])
+
+
+def test_bytes_are_readable_without_fastgd():
+    safetensors = pytest.importorskip("safetensors.numpy")
+    net = trained_network(dtype="float32")
+    tensors = safetensors.load(fastgd.io.to_bytes(net))
+    np.testing.assert_array_equal(tensors["layers.2.W"], net.params[2][0])
+
+
+@pytest.mark.parametrize("damage", MALFORMED, ids=list(MALFORMED))
+def test_malformed_bytes_raise_model_format_error(saved, damage):
+    make, message = MALFORMED[damage]
+    make(saved)
+    with pytest.raises(ModelFormatError, match="^<bytes>: .*" + message):
+        fastgd.io.from_bytes(saved.read_bytes())
+
+
+def test_from_bytes_takes_only_bytes_and_never_unpickles(saved, monkeypatch):
+    import pickle
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("pickle used while reading a model")
+
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "load", forbidden)
+    assert fastgd.io.from_bytes(saved.read_bytes()).sizes == [6, 5, 3]
+    for wrong in (str(saved), saved, saved.read_bytes().decode("latin-1")):
+        with pytest.raises(TypeError, match="data must be bytes, bytearray or memoryview"):
+            fastgd.io.from_bytes(wrong)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(fastgd.io)
+    assert result.attempted >= 5 and result.failed == 0

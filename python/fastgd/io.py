@@ -1,4 +1,5 @@
-"""Model files: save and load a Network, never executing anything read from the file.
+"""Model files: save and load a Network, to a path or to bytes in memory, never executing
+anything read from the file.
 
 The layout is safetensors' (https://huggingface.co/docs/safetensors), so any safetensors reader
 can open a fastgd model without fastgd:
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import io
 import json
 import math
 import os
@@ -31,7 +33,7 @@ import numpy as np
 
 from ._validation import ACTIVATIONS, DTYPES, LOSSES
 
-__all__ = ["ModelFormatError", "save", "load", "save_checkpoint", "load_checkpoint", "write_atomically", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["ModelFormatError", "save", "load", "to_bytes", "from_bytes", "save_checkpoint", "load_checkpoint", "write_atomically", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "fastgd-model"
 FORMAT_VERSION = 1
@@ -56,10 +58,46 @@ def save(network, path, metadata=None):
         Extra JSON-serializable entries stored under ``metadata``, beside the fastgd version,
         the save date and ``network.metadata`` (the training record ``fit`` keeps).
     """
+    _write_tensor_file(path, FORMAT, _model_document(network, metadata), _model_tensors(network))
+
+
+def to_bytes(network, metadata=None):
+    """The model file `save` would write for `network`, as bytes in memory.
+
+    Parameters
+    ----------
+    network : fastgd.Network
+    metadata : dict, optional
+        As for `save`.
+
+    Returns
+    -------
+    bytes
+        A complete model file: `from_bytes` reads it back, and so does `load` once written
+        to disk.
+
+    Examples
+    --------
+    >>> import fastgd
+    >>> net = fastgd.Network([4, 3, 2], seed=0)
+    >>> data = fastgd.io.to_bytes(net)
+    >>> fastgd.io.from_bytes(data).sizes
+    [4, 3, 2]
+    """
+    buffer = io.BytesIO()
+    _write_tensors(buffer, FORMAT, _model_document(network, metadata), _model_tensors(network))
+    return buffer.getvalue()
+
+
+def _model_tensors(network):
     tensors = {}
     for index, (W, b) in enumerate(network.params):
         tensors[f"layers.{index}.W"], tensors[f"layers.{index}.b"] = W, b
-    description = {
+    return tensors
+
+
+def _model_document(network, metadata):
+    return {
         **architecture(network),
         "metadata": _finite_json(
             {
@@ -70,7 +108,6 @@ def save(network, path, metadata=None):
             }
         ),
     }
-    _write_tensor_file(path, FORMAT, description, tensors)
 
 
 def architecture(network):
@@ -87,6 +124,11 @@ def architecture(network):
 
 def _write_tensor_file(path, kind, document, tensors):
     """Write `tensors` (name -> float32/float64 array, in order) and the JSON `document` atomically."""
+    write_atomically(path, lambda f: _write_tensors(f, kind, document, tensors))
+
+
+def _write_tensors(f, kind, document, tensors):
+    """Write the file's bytes to the binary file object `f`: length, header, then the arrays."""
     header, offset = {}, 0
     digest = hashlib.sha256()
     for name, array in tensors.items():
@@ -101,14 +143,10 @@ def _write_tensor_file(path, kind, document, tensors):
     }
     encoded = json.dumps(header, allow_nan=False).encode()
     encoded += b" " * (-len(encoded) % 8)
-
-    def write(f):
-        f.write(struct.pack("<Q", len(encoded)))
-        f.write(encoded)
-        for array in tensors.values():
-            f.write(_little_endian(array).data)
-
-    write_atomically(path, write)
+    f.write(struct.pack("<Q", len(encoded)))
+    f.write(encoded)
+    for array in tensors.values():
+        f.write(_little_endian(array).data)
 
 
 def write_atomically(path, write):
@@ -146,32 +184,65 @@ def load(path):
     fastgd.Network
         With ``metadata`` restored from the file.
     """
-    from .network import Dense, Network
-
     path = os.fspath(path)
     with open(path, "rb") as f:
-        file_size = os.fstat(f.fileno()).st_size
-        description, tensors, expected_digest, data_start = _read_header(f, path, file_size)
-        _check_description(path, description)
-        layers = description["layers"]
-        dtype = DTYPES[description["dtype"]]
-        _check_tensors(path, tensors, layers, dtype, file_size - data_start)
-        network = Network._uninitialized(
-            [Dense(l["n_in"], l["n_out"], l["activation"], l.get("dropout", 0.0)) for l in layers],
-            description["loss"],
-            dtype,
-        )
-        digest = hashlib.sha256()
-        for index, (W, b) in enumerate(network.params):
-            for name, array in ((f"layers.{index}.W", W), (f"layers.{index}.b", b)):
-                begin, _ = tensors[name]["data_offsets"]
-                f.seek(data_start + begin)
-                raw = array.reshape(-1).view(np.uint8)
-                if f.readinto(raw) != raw.nbytes:
-                    raise ModelFormatError(f"{path}: truncated while reading {name}")
-                digest.update(raw.data)
-                if sys.byteorder == "big":
-                    array.byteswap(inplace=True)
+        return _read_model(f, path, os.fstat(f.fileno()).st_size)
+
+
+def from_bytes(data):
+    """Read a model from the bytes of a model file (what `to_bytes` gives, or a file's contents).
+
+    The checks of `load` apply: damaged, truncated or foreign bytes raise `ModelFormatError`
+    (whose message names the source as ``<bytes>``), and nothing in them is ever executed.
+
+    Parameters
+    ----------
+    data : bytes, bytearray or memoryview
+
+    Returns
+    -------
+    fastgd.Network
+        With ``metadata`` restored from the bytes.
+
+    Examples
+    --------
+    >>> import fastgd
+    >>> net = fastgd.Network([4, 3, 2], seed=0)
+    >>> copy = fastgd.io.from_bytes(fastgd.io.to_bytes(net))
+    >>> bool((copy.params[0][0] == net.params[0][0]).all())
+    True
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, bytearray or memoryview, got {type(data).__name__}")
+    with io.BytesIO(data) as f:
+        return _read_model(f, "<bytes>", memoryview(data).nbytes)
+
+
+def _read_model(f, path, size):
+    """The Network stored in the binary file object `f` of `size` bytes; `path` names it in errors."""
+    from .network import Dense, Network
+
+    description, tensors, expected_digest, data_start = _read_header(f, path, size)
+    _check_description(path, description)
+    layers = description["layers"]
+    dtype = DTYPES[description["dtype"]]
+    _check_tensors(path, tensors, layers, dtype, size - data_start)
+    network = Network._uninitialized(
+        [Dense(l["n_in"], l["n_out"], l["activation"], l.get("dropout", 0.0)) for l in layers],
+        description["loss"],
+        dtype,
+    )
+    digest = hashlib.sha256()
+    for index, (W, b) in enumerate(network.params):
+        for name, array in ((f"layers.{index}.W", W), (f"layers.{index}.b", b)):
+            begin, _ = tensors[name]["data_offsets"]
+            f.seek(data_start + begin)
+            raw = array.reshape(-1).view(np.uint8)
+            if f.readinto(raw) != raw.nbytes:
+                raise ModelFormatError(f"{path}: truncated while reading {name}")
+            digest.update(raw.data)
+            if sys.byteorder == "big":
+                array.byteswap(inplace=True)
     if digest.hexdigest() != expected_digest:
         raise ModelFormatError(f"{path}: checksum mismatch: the weights are damaged (sha256 differs from the header's)")
     for W, b in network.params:
