@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -21,6 +22,8 @@
 #include "fastgd/losses.hpp"
 #include "fastgd/network.hpp"
 #include "fastgd/optimizers.hpp"
+#include "fastgd/sklearn_optimizers.hpp"
+#include "fastgd/sparse.hpp"
 #include "fastgd/train.hpp"
 #include "fastgd/types.hpp"
 
@@ -972,6 +975,10 @@ void test_threaded_optimizer_steps_match_one_thread() {
   check("Adam", Adam<double>(adam), Adam<double>(adam));
   check("RMSprop", RMSprop<double>(rmsprop), RMSprop<double>(rmsprop));
   check("Adagrad", Adagrad<double>(adagrad), Adagrad<double>(adagrad));
+  const SklearnSGDHyperparameters sklearn_sgd{1e-2, 0.9, true};
+  const SklearnAdamHyperparameters sklearn_adam{1e-3, 0.9, 0.999, 1e-8};
+  check("SklearnSGD", SklearnSGD<double>(sklearn_sgd), SklearnSGD<double>(sklearn_sgd));
+  check("SklearnAdam", SklearnAdam<double>(sklearn_adam), SklearnAdam<double>(sklearn_adam));
 }
 
 // train_epoch keeps a sparse first layer's W on cache-line-aligned rows while SGD trains it in
@@ -1083,6 +1090,400 @@ void test_sparse_kernels_match_dense() {
   check_sparse_kernels<double>("double");
 }
 
+// scikit-learn's SGDOptimizer (sklearn/neural_network/_stochastic_optimizers.py) on one weight and
+// one bias, two steps worked by hand: w₀ = 1 with gradients 0.5 then −0.25, b₀ = −2 with 1 then
+// 0.5; γ = 0.1 at the first step and lr2 at the second.
+//   u₁ = −γ g₁,  u₂ = μ u₁ − γ₂ g₂
+//   with Nesterov θₜ = θₜ₋₁ + μ uₜ − γₜ gₜ, else θₜ = θₜ₋₁ + uₜ
+void test_sklearn_sgd() {
+  struct Case {
+    double momentum;
+    bool nesterov;
+    double lr2;
+    double w1, w2, b1, b2, velocity_w, velocity_b;
+  };
+  const Case cases[] = {
+      // w: u₁ = −0.05, θ₁ = 1 − 0.045 − 0.05
+      //    u₂ = −0.045 + 0.025 = −0.02, θ₂ = 0.905 − 0.018 + 0.025
+      // b: u₁ = −0.1, θ₁ = −2 − 0.09 − 0.1
+      //    u₂ = −0.09 − 0.05 = −0.14, θ₂ = −2.19 − 0.126 − 0.05
+      {0.9, true, 0.1, 0.905, 0.912, -2.19, -2.366, -0.02, -0.14},
+      // w: θ₁ = 1 − 0.05, θ₂ = 0.95 − 0.02;  b: θ₁ = −2 − 0.1, θ₂ = −2.1 − 0.14
+      {0.9, false, 0.1, 0.95, 0.93, -2.1, -2.24, -0.02, -0.14},
+      // γ₂ = 0.2, as scikit-learn's invscaling and adaptive schedules change it between epochs:
+      // w: u₂ = −0.045 + 0.05 = 0.005, θ₂ = 0.905 + 0.0045 + 0.05
+      // b: u₂ = −0.09 − 0.1 = −0.19, θ₂ = −2.19 − 0.171 − 0.1
+      {0.9, true, 0.2, 0.905, 0.9595, -2.19, -2.461, 0.005, -0.19},
+      // μ = 0, with or without Nesterov: θₜ = θₜ₋₁ − γ gₜ
+      {0.0, true, 0.1, 0.95, 0.975, -2.1, -2.15, 0.025, -0.05},
+      {0.0, false, 0.1, 0.95, 0.975, -2.1, -2.15, 0.025, -0.05},
+  };
+  for (const Case& c : cases) {
+    const std::string name = cat("momentum ", c.momentum, " nesterov ", c.nesterov, " lr2 ", c.lr2);
+    Network<double> net({1, 1}, {Activation::identity}, Loss::mse);
+    net.layers[0].w(0, 0) = 1.0;
+    net.layers[0].b(0) = -2.0;
+    Workspace<double> ws(net, 1);
+    SklearnSGD<double> sgd({0.1, c.momentum, c.nesterov});
+    CHECK(!sgd.fuses_with_backward(), name + ": fuses with backward");
+    ws.dw[0](0, 0) = 0.5;
+    ws.db[0](0) = 1.0;
+    sgd.step(net, ws);
+    CHECK(near(net.layers[0].w(0, 0), c.w1, 0.0, 1e-15) && near(net.layers[0].b(0), c.b1, 0.0, 1e-15),
+          cat(name, ": step 1 gave w ", net.layers[0].w(0, 0), " b ", net.layers[0].b(0)));
+    sgd.hyper.lr = c.lr2;
+    ws.dw[0](0, 0) = -0.25;
+    ws.db[0](0) = 0.5;
+    sgd.step(net, ws);
+    CHECK(near(net.layers[0].w(0, 0), c.w2, 0.0, 1e-15) && near(net.layers[0].b(0), c.b2, 0.0, 1e-15),
+          cat(name, ": step 2 gave w ", net.layers[0].w(0, 0), " b ", net.layers[0].b(0)));
+    CHECK(near(sgd.velocity_w[0](0, 0), c.velocity_w, 0.0, 1e-15) &&
+              near(sgd.velocity_b[0](0), c.velocity_b, 0.0, 1e-15),
+          cat(name, ": velocity ", sgd.velocity_w[0](0, 0), " ", sgd.velocity_b[0](0)));
+    CHECK(sgd.steps == 2, cat(name, ": steps ", sgd.steps));
+  }
+}
+
+// scikit-learn's AdamOptimizer, two steps by hand with β1 = 0.5, β2 = 0.75, ε = 0.25, γ = 0.1:
+// w₀ = 1 with gradients 2 then −2, b₀ = 0 with −4 then 0.
+//   γ₁ = 0.1 √(1 − 0.75) / (1 − 0.5) = 0.1,  γ₂ = 0.1 √(1 − 0.5625) / (1 − 0.25)
+//   w: m₁ = 1, v₁ = 1, θ₁ = 1 − 0.1 · 1 / (1 + 0.25) = 0.92;
+//      m₂ = 0.5 − 1 = −0.5, v₂ = 0.75 + 1 = 1.75, θ₂ = 0.92 + γ₂ 0.5 / (√1.75 + 0.25)
+//   b: m₁ = −2, v₁ = 4, θ₁ = 0.1 · 2 / (2 + 0.25)
+//      m₂ = −1, v₂ = 3, θ₂ = θ₁ + γ₂ / (√3 + 0.25)
+// ε added to √v before the bias correction is what sets it apart from torch.optim.Adam.
+void test_sklearn_adam() {
+  Network<double> net({1, 1}, {Activation::identity}, Loss::mse);
+  net.layers[0].w(0, 0) = 1.0;
+  net.layers[0].b(0) = 0.0;
+  Workspace<double> ws(net, 1);
+  SklearnAdam<double> adam({0.1, 0.5, 0.75, 0.25});
+  CHECK(!adam.fuses_with_backward(), "SklearnAdam fuses with backward");
+  ws.dw[0](0, 0) = 2.0;
+  ws.db[0](0) = -4.0;
+  adam.step(net, ws);
+  const double b1 = 0.1 * 2.0 / (2.0 + 0.25);
+  CHECK(near(net.layers[0].w(0, 0), 0.92, 0.0, 1e-15) && near(net.layers[0].b(0), b1, 1e-15, 0.0),
+        cat("step 1 gave w ", net.layers[0].w(0, 0), " b ", net.layers[0].b(0)));
+  ws.dw[0](0, 0) = -2.0;
+  ws.db[0](0) = 0.0;
+  adam.step(net, ws);
+  const double lr2 = 0.1 * std::sqrt(0.4375) / 0.75;
+  const double w2 = 0.92 + lr2 * 0.5 / (std::sqrt(1.75) + 0.25);
+  const double b2 = b1 + lr2 * 1.0 / (std::sqrt(3.0) + 0.25);
+  CHECK(near(net.layers[0].w(0, 0), w2, 1e-15, 0.0) && near(net.layers[0].b(0), b2, 1e-15, 0.0),
+        cat("step 2 gave w ", net.layers[0].w(0, 0), " b ", net.layers[0].b(0), ", want ", w2, " ", b2));
+  CHECK(adam.exp_avg_w[0](0, 0) == -0.5 && adam.exp_avg_sq_w[0](0, 0) == 1.75 &&
+            adam.exp_avg_b[0](0) == -1.0 && adam.exp_avg_sq_b[0](0) == 3.0,
+        cat("moments ", adam.exp_avg_w[0](0, 0), " ", adam.exp_avg_sq_w[0](0, 0), " ",
+            adam.exp_avg_b[0](0), " ", adam.exp_avg_sq_b[0](0)));
+  CHECK(adam.steps == 2, cat("steps ", adam.steps));
+
+  // A changed learning rate takes effect at the next step: γ = 0.01 at step 3, g = 0 for both.
+  ws.dw[0].setZero();
+  ws.db[0].setZero();
+  adam.hyper.lr = 0.01;
+  adam.step(net, ws);
+  const double lr3 = 0.01 * std::sqrt(1.0 - std::pow(0.75, 3)) / (1.0 - std::pow(0.5, 3));
+  const double w3 = w2 + lr3 * 0.25 / (std::sqrt(1.75 * 0.75) + 0.25);
+  CHECK(near(net.layers[0].w(0, 0), w3, 1e-15, 0.0), cat("step 3 gave w ", net.layers[0].w(0, 0), ", want ", w3));
+}
+
+// train_epoch on a dense x through the overload the bindings use.
+EpochResult dense_epoch(Network<double>& net, Optimizer<double>& optimizer, Workspace<double>& ws,
+                        const Mat& x, const Mat& y, const std::int64_t* order, const TrainOptions& options) {
+  return train_epoch<double>(net, optimizer, ws, ConstMatrixRef<double>(x),
+                                                     ConstMatrixRef<double>(y), order, options);
+}
+
+Mat take_rows(const Mat& x, const std::vector<Index>& rows) {
+  Mat out(Index(rows.size()), x.cols());
+  for (std::size_t i = 0; i < rows.size(); ++i) out.row(Index(i)) = x.row(rows[i]);
+  return out;
+}
+
+double squared_weights_of(const Network<double>& net) {
+  double total = 0.0;
+  for (const auto& layer : net.layers) total += layer.w.squaredNorm();
+  return total;
+}
+
+// Sample weights in the epoch: within a batch a weight of 2 is the row given twice and 0 the row
+// left out, whatever the optimizer (torch's SGD fused with the backward pass included); the L2
+// penalty is λ/2 Σ‖W‖² / Σw before the step; a batch whose weights are all 0 is skipped.
+void test_sample_weights_in_the_epoch() {
+  std::mt19937_64 rng(51);
+  Network<double> start({4, 5, 3}, {Activation::tanh, Activation::softmax}, Loss::cross_entropy);
+  randomize(start, rng);
+  const Mat x = random_matrix(6, 4, rng);
+  const Mat y = one_hot_rows(6, 3, rng);
+  const std::vector<double> weight = {1, 2, 0, 1, 3, 1};
+  const std::vector<Index> copies = {0, 1, 1, 3, 4, 4, 4, 5};
+  const Mat x_copies = take_rows(x, copies), y_copies = take_rows(y, copies);
+  const auto make = [](int kind) -> std::unique_ptr<Optimizer<double>> {
+    if (kind == 0) return std::make_unique<SGD<double>>(SGDHyperparameters{0.3, 0.9, false, 0.0});
+    if (kind == 1) return std::make_unique<SklearnSGD<double>>(SklearnSGDHyperparameters{0.3, 0.9, true});
+    return std::make_unique<SklearnAdam<double>>(SklearnAdamHyperparameters{0.05, 0.9, 0.999, 1e-8});
+  };
+  const char* names[] = {"SGD", "SklearnSGD", "SklearnAdam"};
+  for (int kind = 0; kind < 3; ++kind) {
+    for (const double l2 : {0.0, 0.2}) {
+      const std::string name = cat(names[kind], " l2 ", l2);
+      Network<double> weighted = start, repeated = start;
+      const auto weighted_opt = make(kind), repeated_opt = make(kind);
+      Workspace<double> weighted_ws, repeated_ws;
+      TrainOptions weighted_options, repeated_options;
+      weighted_options.batch_size = 6;
+      weighted_options.sample_weight = weight.data();
+      weighted_options.l2 = repeated_options.l2 = l2;
+      repeated_options.batch_size = 8;
+      for (int epoch = 0; epoch < 3; ++epoch) {
+        const double penalty = 6 * 0.5 * l2 * squared_weights_of(weighted) / 8.0;
+        const EpochResult a = dense_epoch(weighted, *weighted_opt, weighted_ws, x, y, nullptr, weighted_options);
+        const EpochResult b = dense_epoch(repeated, *repeated_opt, repeated_ws, x_copies, y_copies, nullptr,
+                                          repeated_options);
+        CHECK(a.failed_batch == -1 && a.samples == 6 && a.batches == 1, cat(name, ": ", a.samples, " samples"));
+        // each sum counts its batch's (weighted) mean m times
+        CHECK(near(a.loss_sum / 6, b.loss_sum / 8, 1e-14, 0.0),
+              cat(name, ": loss ", a.loss_sum / 6, " vs ", b.loss_sum / 8));
+        CHECK(near(a.penalty_sum, penalty, 1e-14, 0.0) && near(a.penalty_sum / 6, b.penalty_sum / 8, 1e-14, 0.0),
+              cat(name, ": penalty_sum ", a.penalty_sum, ", by hand ", penalty, ", repeated rows ", b.penalty_sum));
+      }
+      CHECK(max_parameter_diff(weighted, repeated) < 1e-14,
+            cat(name, ": weights off by ", max_parameter_diff(weighted, repeated)));
+      CHECK(max_parameter_diff(weighted, start) > 1e-3, cat(name, ": did not train"));
+    }
+  }
+
+  // Batches [0, 3) and [6, 9) trained, [3, 6) of weight 0 skipped: no step, momentum untouched.
+  const Mat x9 = random_matrix(9, 4, rng), y9 = one_hot_rows(9, 3, rng);
+  const std::vector<double> weight9 = {1, 1, 1, 0, 0, 0, 1, 1, 1};
+  const std::vector<Index> kept = {0, 1, 2, 6, 7, 8};
+  for (int kind = 0; kind < 3; ++kind) {
+    Network<double> skipping = start, kept_only = start;
+    const auto skipping_opt = make(kind), kept_opt = make(kind);
+    Workspace<double> ws_a, ws_b;
+    TrainOptions options;
+    options.batch_size = 3;
+    options.l2 = 0.1;
+    const EpochResult b =
+        dense_epoch(kept_only, *kept_opt, ws_b, take_rows(x9, kept), take_rows(y9, kept), nullptr, options);
+    options.sample_weight = weight9.data();
+    const EpochResult a = dense_epoch(skipping, *skipping_opt, ws_a, x9, y9, nullptr, options);
+    CHECK(a.samples == 9 && a.batches == 3 && a.failed_batch == -1 && skipping_opt->steps == 2,
+          cat(names[kind], ": samples ", a.samples, " batches ", a.batches, " steps ", skipping_opt->steps));
+    CHECK(near(a.loss_sum, b.loss_sum, 1e-14, 0.0) && near(a.penalty_sum, b.penalty_sum, 1e-14, 0.0),
+          cat(names[kind], ": loss ", a.loss_sum, " vs ", b.loss_sum));
+    CHECK(max_parameter_diff(skipping, kept_only) < 1e-15,
+          cat(names[kind], ": a batch of weight 0 moved the weights by ", max_parameter_diff(skipping, kept_only)));
+  }
+}
+
+// A scipy.sparse CSR matrix's arrays.
+struct CsrArrays {
+  std::vector<std::int64_t> indptr{0};
+  std::vector<std::int32_t> indices;
+  std::vector<double> data;
+  Index cols = 0;
+
+  CsrMatrix<double> matrix() const {
+    return {indptr.data(), indices.data(), data.data(), Index(indptr.size()) - 1, cols};
+  }
+};
+
+// x's nonzeros by row. With `split`, every third is stored as two halves, the second at the end of
+// its row: a non-canonical CSR (columns repeated and out of order) that still adds up to x exactly.
+CsrArrays csr_of(const Mat& x, bool split) {
+  CsrArrays csr;
+  csr.cols = x.cols();
+  for (Index i = 0; i < x.rows(); ++i) {
+    std::vector<std::pair<std::int32_t, double>> later;
+    int seen = 0;
+    for (Index j = 0; j < x.cols(); ++j) {
+      if (x(i, j) == 0.0) continue;
+      const bool halve = split && seen++ % 3 == 0;
+      csr.indices.push_back(std::int32_t(j));
+      csr.data.push_back(halve ? x(i, j) / 2 : x(i, j));
+      if (halve) later.emplace_back(std::int32_t(j), x(i, j) / 2);
+    }
+    for (const auto& [j, v] : later) csr.indices.push_back(j), csr.data.push_back(v);
+    csr.indptr.push_back(std::int64_t(csr.indices.size()));
+  }
+  return csr;
+}
+
+// train_epoch on a CSR x gives the weights of the dense x, whether each batch's nonzeros go to the
+// sparse first layer or the batch is made dense (too many nonzeros, or a first layer narrower
+// than a packet), with repeated and unordered columns, sample weights and L2.
+void test_csr_epochs_match_dense() {
+  struct Case {
+    Index width;
+    double density;
+    bool sparse;  // whether the batches go through the sparse kernels
+  };
+  const Case cases[] = {{30, 0.05, true}, {30, 0.5, false}, {1, 0.05, false}};
+  std::mt19937_64 rng(61);
+  const Index n = 37, n_in = 60;
+  for (const Case& c : cases) {
+    for (const bool split : {false, true}) {
+      for (const bool sklearn : {false, true}) {
+        const std::string name = cat("width ", c.width, " density ", c.density, split ? " split" : "",
+                                     sklearn ? " SklearnAdam, weights, l2" : " SGD");
+        Network<double> start({n_in, c.width, 3}, {Activation::relu, Activation::softmax}, Loss::cross_entropy);
+        randomize(start, rng);
+        const Mat x = sparse_random<double>(n, n_in, c.density, rng);
+        const Mat y = one_hot_rows(n, 3, rng);
+        const CsrArrays csr = csr_of(x, split);
+        std::vector<double> weight(static_cast<std::size_t>(n));
+        for (auto& w : weight) w = std::uniform_real_distribution<double>(0.0, 2.0)(rng);
+        TrainOptions options;
+        options.batch_size = 8;
+        if (sklearn) options.sample_weight = weight.data(), options.l2 = 0.1;
+        const auto make = [&]() -> std::unique_ptr<Optimizer<double>> {
+          const SklearnAdamHyperparameters adam{0.01, 0.9, 0.999, 1e-8};
+          if (sklearn) return std::make_unique<SklearnAdam<double>>(adam);
+          return std::make_unique<SGD<double>>(SGDHyperparameters{0.1, 0.9, false, 0.0});
+        };
+        Network<double> dense = start, sparse = start;
+        const auto dense_opt = make(), sparse_opt = make();
+        Workspace<double> dense_ws, sparse_ws;
+        std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+        std::iota(order.begin(), order.end(), std::int64_t(0));
+        for (int epoch = 0; epoch < 3; ++epoch) {
+          std::shuffle(order.begin(), order.end(), rng);
+          const EpochResult a = dense_epoch(dense, *dense_opt, dense_ws, x, y, order.data(), options);
+          const EpochResult b = train_epoch<double>(
+              sparse, *sparse_opt, sparse_ws, csr.matrix(), ConstMatrixRef<double>(y), order.data(), options);
+          CHECK(b.failed_batch == -1 && b.samples == n, cat(name, ": failed_batch ", b.failed_batch));
+          CHECK(near(a.loss_sum, b.loss_sum, 1e-12, 0.0) && near(a.penalty_sum, b.penalty_sum, 1e-12, 0.0),
+                cat(name, ": loss ", b.loss_sum, " vs dense ", a.loss_sum));
+          CHECK(sparse_ws.input_sparse == c.sparse,
+                cat(name, ": the last batch was ", sparse_ws.input_sparse ? "" : "not ", "taken as sparse"));
+        }
+        CHECK(max_parameter_diff(dense, sparse) < 1e-12, cat(name, ": off by ", max_parameter_diff(dense, sparse)));
+        CHECK(max_parameter_diff(dense, start) > 1e-3, cat(name, ": did not train"));
+      }
+    }
+  }
+}
+
+FullGradient dense_full_gradient(LayerBuffers<double>& grads, Network<double>& net, const Mat& x, const Mat& y,
+                                 const double* weight, double l2) {
+  Workspace<double> ws;
+  grads.w.resize(net.layers.size());
+  grads.b.resize(net.layers.size());
+  return full_gradient<double>(grads, net, ws, ConstMatrixRef<double>(x),
+                                                       ConstMatrixRef<double>(y), weight, l2);
+}
+
+double max_gradient_diff(const LayerBuffers<double>& a, const LayerBuffers<double>& b) {
+  double worst = 0.0;
+  for (std::size_t l = 0; l < a.w.size(); ++l) {
+    worst = std::max({worst, max_abs_diff(a.w[l], b.w[l]), max_abs_diff(a.b[l], b.b[l])});
+  }
+  return worst;
+}
+
+// full_gradient, scikit-learn's objective for lbfgs: the gradient of Σ w_i C_i / Σw + λ/2 Σ‖W‖² /
+// Σw, by central finite differences; in chunks of full_gradient_chunk_rows the same as one pass
+// over all rows; from a CSR x the same as from the dense x; a weight of 2 is a repeated row.
+void test_full_gradient() {
+  using A = Activation;
+  struct Case {
+    std::vector<Index> sizes;
+    std::vector<Activation> activations;
+    Loss loss;
+  };
+  const std::vector<Case> cases = {
+      {{3, 4, 3}, {A::sigmoid, A::softmax}, Loss::cross_entropy},
+      {{3, 5, 2}, {A::tanh, A::sigmoid}, Loss::cross_entropy},
+      {{3, 4, 4, 2}, {A::relu, A::tanh, A::identity}, Loss::mse},
+  };
+  std::mt19937_64 rng(71);
+  const std::vector<double> weight = {1, 0.5, 0, 2, 1.5, 1, 3};
+  const double weight_sum = 9.0, l2 = 0.3;
+  const Index m = 7;
+  for (std::size_t k = 0; k < cases.size(); ++k) {
+    Network<double> net(cases[k].sizes, cases[k].activations, cases[k].loss);
+    randomize(net, rng);
+    Mat x = random_matrix(m, net.n_in(), rng);
+    for (int tries = 0; tries < 100 && distance_to_kink(net, x) < 1e-3; ++tries) x = random_matrix(m, net.n_in(), rng);
+    const Mat y = targets_for(net, m, rng);
+    const auto objective = [&](double* penalty_out) {
+      Workspace<double> probe(net, m);
+      forward<double>(probe, net, x);
+      const std::size_t L = net.layers.size();
+      double loss = 0.0;
+      for (Index i = 0; i < m; ++i) {
+        loss += weight[std::size_t(i)] * loss_sum<double>(net.loss, net.layers[L - 1].activation,
+                                                          probe.z[L - 1].row(i), probe.a[L - 1].row(i), y.row(i));
+      }
+      const double penalty = 0.5 * l2 * squared_weights_of(net) / weight_sum;
+      if (penalty_out) *penalty_out = penalty;
+      return loss / weight_sum + penalty;
+    };
+    LayerBuffers<double> grads;
+    const FullGradient result = dense_full_gradient(grads, net, x, y, weight.data(), l2);
+    double penalty = 0.0;
+    const double total = objective(&penalty);
+    CHECK(near(result.loss, total - penalty, 1e-14, 0.0) && near(result.penalty, penalty, 1e-14, 0.0),
+          cat("case ", k, ": loss ", result.loss, " penalty ", result.penalty, ", want ", total - penalty, " ",
+              penalty));
+    Workspace<double> holder(net, 1);
+    for (std::size_t l = 0; l < net.layers.size(); ++l) holder.dw[l] = grads.w[l], holder.db[l] = grads.b[l];
+    const std::string mismatch = compare_with_finite_differences(net, holder, [&] { return objective(nullptr); });
+    CHECK(mismatch.empty(), cat("case ", k, ": ", mismatch));
+  }
+
+  // Three chunks against one pass, weighted, dense and CSR
+  Network<double> net({40, 30, 3}, {Activation::relu, Activation::softmax}, Loss::cross_entropy);
+  randomize(net, rng);
+  const Index n = 2 * full_gradient_chunk_rows + 77;
+  const Mat x = sparse_random<double>(n, 40, 0.1, rng);
+  const Mat y = one_hot_rows(n, 3, rng);
+  std::vector<double> weights(static_cast<std::size_t>(n));
+  for (auto& w : weights) w = rng() % 5 == 0 ? 0.0 : std::uniform_real_distribution<double>(0.1, 2.0)(rng);
+  const double sum = std::accumulate(weights.begin(), weights.end(), 0.0);
+  Workspace<double> whole(net, n);
+  whole.rows_scaled = true;
+  for (Index i = 0; i < n; ++i) whole.row_scale[std::size_t(i)] = weights[std::size_t(i)] / sum;
+  forward<double>(whole, net, x);
+  const double whole_loss = batch_loss_sum<double>(whole, net, y);
+  backward<double>(whole, net, x, y);
+  LayerBuffers<double> one_pass;
+  for (std::size_t l = 0; l < net.layers.size(); ++l) {
+    one_pass.w.push_back(whole.dw[l] + (0.2 / sum) * net.layers[l].w);
+    one_pass.b.push_back(whole.db[l]);
+  }
+  LayerBuffers<double> chunked, from_csr;
+  const FullGradient chunked_result = dense_full_gradient(chunked, net, x, y, weights.data(), 0.2);
+  CHECK(near(chunked_result.loss, whole_loss, 1e-12, 0.0),
+        cat("chunks: loss ", chunked_result.loss, " vs ", whole_loss));
+  CHECK(max_gradient_diff(chunked, one_pass) < 1e-12, cat("chunks: off by ", max_gradient_diff(chunked, one_pass)));
+  const CsrArrays csr = csr_of(x, true);
+  Workspace<double> csr_ws;
+  from_csr.w.resize(2), from_csr.b.resize(2);
+  const FullGradient csr_result = full_gradient<double>(
+      from_csr, net, csr_ws, csr.matrix(), ConstMatrixRef<double>(y), weights.data(), 0.2);
+  CHECK(csr_ws.input_sparse, "the CSR chunks were not taken as sparse");
+  CHECK(near(csr_result.loss, chunked_result.loss, 1e-12, 0.0) &&
+            near(csr_result.penalty, chunked_result.penalty, 1e-14, 0.0),
+        cat("CSR: loss ", csr_result.loss, " vs ", chunked_result.loss));
+  CHECK(max_gradient_diff(from_csr, chunked) < 1e-12, cat("CSR: off by ", max_gradient_diff(from_csr, chunked)));
+
+  // A weight of 2 is a repeated row, 0 a row left out
+  const Mat x6 = x.topRows(6), y6 = y.topRows(6);
+  const std::vector<double> weight6 = {1, 2, 0, 1, 1, 1};
+  const std::vector<Index> rows = {0, 1, 1, 3, 4, 5};
+  LayerBuffers<double> weighted, repeated;
+  const FullGradient a = dense_full_gradient(weighted, net, x6, y6, weight6.data(), 0.2);
+  const FullGradient b = dense_full_gradient(repeated, net, take_rows(x6, rows), take_rows(y6, rows), nullptr, 0.2);
+  CHECK(near(a.loss, b.loss, 1e-14, 0.0) && near(a.penalty, b.penalty, 1e-14, 0.0),
+        cat("repeated row: loss ", a.loss, " vs ", b.loss, ", penalty ", a.penalty, " vs ", b.penalty));
+  CHECK(max_gradient_diff(weighted, repeated) < 1e-14,
+        cat("repeated row: off by ", max_gradient_diff(weighted, repeated)));
+}
+
 struct Test {
   const char* name;
   void (*run)();
@@ -1105,6 +1506,11 @@ const Test tests[] = {
     {"epoch_on_line_aligned_weights", test_epoch_on_line_aligned_weights},
     {"threaded_optimizer_steps_match_one_thread", test_threaded_optimizer_steps_match_one_thread},
     {"dropout", test_dropout},
+    {"sklearn_sgd", test_sklearn_sgd},
+    {"sklearn_adam", test_sklearn_adam},
+    {"sample_weights_in_the_epoch", test_sample_weights_in_the_epoch},
+    {"csr_epochs_match_dense", test_csr_epochs_match_dense},
+    {"full_gradient", test_full_gradient},
 };
 
 }  // namespace

@@ -2,7 +2,10 @@
 // split over two), allocate nothing on the heap: with EIGEN_RUNTIME_NO_MALLOC
 // and assertions on, any Eigen allocation while malloc is forbidden aborts this program, and so
 // does any other operator new (a std::vector growing) through the replacement below. Every case
-// runs on a dense input and on one that is 85 % zeros, which the first layer takes as sparse.
+// runs on a dense input and on one that is 85 % zeros, which the first layer takes as sparse; and
+// on each given as a CSR matrix, for an epoch in a new shuffled order and a predict (the sparse
+// one's batches go to the sparse first layer, the dense one's are made dense), with sample
+// weights and scikit-learn's L2 penalty.
 #ifdef NDEBUG
 #undef NDEBUG
 #endif
@@ -10,9 +13,13 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <new>
 #include <memory>
+#include <numeric>
+#include <random>
 #include <vector>
 
 #include <fastgd/train.hpp>
@@ -50,6 +57,25 @@ template <typename O, typename H>
 std::function<std::unique_ptr<Optimizer<float>>()> make(H hyper) {
   return [hyper] { return std::make_unique<O>(hyper); };
 }
+
+// x's nonzeros as a scipy.sparse CSR matrix holds them.
+struct Csr {
+  std::vector<std::int64_t> indptr{0};
+  std::vector<std::int32_t> indices;
+  std::vector<float> data;
+  Index cols;
+
+  explicit Csr(const Matrix<float>& x) : cols(x.cols()) {
+    for (Index i = 0; i < x.rows(); ++i) {
+      for (Index j = 0; j < x.cols(); ++j) {
+        if (x(i, j) != 0.0f) indices.push_back(std::int32_t(j)), data.push_back(x(i, j));
+      }
+      indptr.push_back(std::int64_t(indices.size()));
+    }
+  }
+  // Its first `rows` rows.
+  CsrMatrix<float> matrix(Index rows) const { return {indptr.data(), indices.data(), data.data(), rows, cols}; }
+};
 
 int main() {
   AdamHyperparameters adamw{1e-3, 0.9, 0.999, 1e-8, 1e-2, true};
@@ -102,8 +128,48 @@ int main() {
         std::printf("FAIL: the 85 %% zeros input was not taken as sparse\n");
         return 1;
       }
-      std::printf("ok: %d thread(s), %s input, %lld-layer net, batch %lld, dropout %g, %lld steps, "
-                  "predict on %d thread(s)\n",
+
+      // The same rows as a CSR matrix: an epoch in a shuffled order, then one in another order
+      // (a fit's second epoch), with sample weights and L2; then predict.
+      const Csr csr(x);
+      std::vector<double> weight(static_cast<std::size_t>(n));
+      for (Index i = 0; i < n; ++i) weight[std::size_t(i)] = double(i % 4);
+      std::vector<std::int64_t> first_order(static_cast<std::size_t>(n)), next_order(first_order.size());
+      std::iota(first_order.begin(), first_order.end(), std::int64_t(0));
+      std::mt19937_64 rng{static_cast<std::uint64_t>(n)};
+      std::shuffle(first_order.begin(), first_order.end(), rng);
+      next_order = first_order;
+      std::shuffle(next_order.begin(), next_order.end(), rng);
+      TrainOptions options;
+      options.batch_size = c.batch;
+      options.sample_weight = weight.data();
+      options.l2 = 1e-4;
+      Network<float> csr_net = net;
+      const auto csr_optimizer = c.make_optimizer();
+      Workspace<float> csr_ws;
+      const ConstMatrixRef<float> y_ref(y);
+      train_epoch<float>(csr_net, *csr_optimizer, csr_ws, csr.matrix(n), y_ref,
+                                           first_order.data(), options);
+      const bool csr_took_sparse = csr_ws.input_sparse;
+      forbid_heap(true);
+      train_epoch<float>(csr_net, *csr_optimizer, csr_ws, csr.matrix(n), y_ref,
+                                           next_order.data(), options);
+      train_epoch<float>(csr_net, *csr_optimizer, csr_ws, csr.matrix(n), y_ref, nullptr,
+                                           options);
+      forbid_heap(false);
+      Workspace<float> csr_predict;
+      predict<float>(out, csr_predict, net, csr.matrix(n));
+      forbid_heap(true);
+      predict<float>(out, csr_predict, net, csr.matrix(n));
+      predict<float>(out.topRows(c.batch), csr_predict, net, csr.matrix(c.batch));
+      forbid_heap(false);
+      if (csr_took_sparse != took_sparse) {
+        std::printf("FAIL: the CSR input was%s taken as sparse, its dense form was%s\n", csr_took_sparse ? "" : " not",
+                    took_sparse ? "" : " not");
+        return 1;
+      }
+      std::printf("ok: %d thread(s), %s input (dense and CSR), %lld-layer net, batch %lld, dropout %g, "
+                  "%lld steps, predict on %d thread(s)\n",
                   threads, took_sparse ? "sparse" : "dense",
                   static_cast<long long>(c.sizes.size() - 1), static_cast<long long>(c.batch),
                   c.dropout, optimizer->steps, inference_threads(net, n, threads));

@@ -418,7 +418,7 @@ double predict(MatrixRef<T> out, Workspace<T>& ws, const Network<T>& net, const 
                const ConstMatrixRef<T>* y = nullptr) {
   const Index n = x.rows, n_in = net.n_in();
   const Index chunk = std::min(n, inference_chunk_rows);
-  ws.reserve(net, chunk, Purpose::inference, batch_nonzeros<T>(x, nullptr, chunk));
+  ws.reserve(net, chunk, Purpose::inference, batch_nonzeros<T>(x, chunk));
   const Index dense_rows = std::clamp<Index>(csr_dense_chunk_entries / n_in, 1, inference_chunk_rows);
   double total = 0.0;
   const auto pass = [&](ConstMatrixRef<T> input, Index start, Index m, bool in_sparse) {

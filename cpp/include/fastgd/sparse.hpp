@@ -295,18 +295,17 @@ class SparseRows {
   }
 };
 
-// The most nonzeros any batch of `batch` rows of x holds, in the order given (or in turn),
-// capped at what the sparse kernels take for such a batch: what a CSR epoch's buffers need.
+// A bound on the nonzeros any `batch` rows of x hold, whatever their order: `batch` times the
+// fullest row's, at most x's all, capped at what the sparse kernels take for such a batch. What
+// a CSR epoch's buffers are reserved for, the same for every shuffled order, so that later
+// epochs allocate nothing.
 template <typename T>
-Index batch_nonzeros(const CsrMatrix<T>& x, const std::int64_t* order, Index batch) {
-  Index most = 0;
-  for (Index start = 0; start < x.rows; start += batch) {
-    const Index m = std::min(batch, x.rows - start);
-    Index count = 0;
-    for (Index i = 0; i < m; ++i) count += x.row_nonzeros(order ? Index(order[start + i]) : start + i);
-    most = std::max(most, count);
-  }
-  return std::min(most, SparseRows<T>::max_nonzeros(std::min(batch, x.rows), x.cols));
+Index batch_nonzeros(const CsrMatrix<T>& x, Index batch) {
+  Index fullest = 0;
+  for (Index i = 0; i < x.rows; ++i) fullest = std::max(fullest, x.row_nonzeros(i));
+  const Index rows = std::min(batch, x.rows);
+  const Index all = Index(x.indptr[x.rows]);
+  return std::min({rows * fullest, all, SparseRows<T>::max_nonzeros(rows, x.cols)});
 }
 
 namespace sparse_kernels {

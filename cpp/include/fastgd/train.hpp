@@ -199,11 +199,9 @@ Index input_rows(const Eigen::Ref<const Matrix<T>>& x) { return x.rows(); }
 
 // Workspace::reserve's csr_nonzeros for batches of x: −1 for a dense x.
 template <typename T>
-Index csr_nonzeros(const CsrMatrix<T>& x, const std::int64_t* order, Index batch) {
-  return batch_nonzeros<T>(x, order, batch);
-}
+Index csr_nonzeros(const CsrMatrix<T>& x, Index batch) { return batch_nonzeros<T>(x, batch); }
 template <typename T>
-Index csr_nonzeros(const Eigen::Ref<const Matrix<T>>&, const std::int64_t*, Index) { return -1; }
+Index csr_nonzeros(const Eigen::Ref<const Matrix<T>>&, Index) { return -1; }
 
 // Σ_l ‖W_l‖², for the L2 penalty.
 template <typename T>
@@ -303,13 +301,13 @@ EpochResult train_batches(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>
 // is not, is not applied; weights that are not finite at the end of the epoch mark its last
 // batch as failed. Either way the caller restores the weights it trusts.
 template <typename T, typename Input>
-EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& ws,
-                        const Input& x, ConstMatrixRef<T> y, const std::int64_t* order,
-                        const TrainOptions& options) {
+EpochResult train_epoch_on(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& ws,
+                           const Input& x, ConstMatrixRef<T> y, const std::int64_t* order,
+                           const TrainOptions& options) {
   const Index n = input_rows(x);
   assert(options.batch_size > 0 && y.rows() == n && optimizer.fits(net));
   const Index batch = std::min(options.batch_size, n);
-  ws.reserve(net, batch, Purpose::training, csr_nonzeros<T>(x, order, batch));
+  ws.reserve(net, batch, Purpose::training, csr_nonzeros<T>(x, batch));
   const bool fused =
       options.clip_norm == 0.0 && options.l2 == 0.0 && optimizer.fuses_with_backward();
   EpochResult result;
@@ -330,7 +328,14 @@ template <typename T>
 EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& ws,
                         ConstMatrixRef<T> x, ConstMatrixRef<T> y, const std::int64_t* order,
                         const TrainOptions& options) {
-  return train_epoch<T, ConstMatrixRef<T>>(net, optimizer, ws, x, y, order, options);
+  return train_epoch_on<T>(net, optimizer, ws, x, y, order, options);
+}
+
+template <typename T>
+EpochResult train_epoch(Network<T>& net, Optimizer<T>& optimizer, Workspace<T>& ws,
+                        const CsrMatrix<T>& x, ConstMatrixRef<T> y, const std::int64_t* order,
+                        const TrainOptions& options) {
+  return train_epoch_on<T>(net, optimizer, ws, x, y, order, options);
 }
 
 // Rows per pass of full_gradient: bounds its buffers whatever the size of x.
@@ -346,12 +351,12 @@ struct FullGradient {
 // chunks, each weighing its rows by w_i / Σw over all of x, so the sum of the chunks' gradients
 // is the whole one. x is (n, n_in), dense or CSR, y is (n, n_out), sample_weight (n) or null.
 template <typename T, typename Input>
-FullGradient full_gradient(LayerBuffers<T>& grads, Network<T>& net, Workspace<T>& ws,
-                           const Input& x, ConstMatrixRef<T> y, const double* sample_weight,
-                           double l2) {
+FullGradient full_gradient_on(LayerBuffers<T>& grads, Network<T>& net, Workspace<T>& ws,
+                              const Input& x, ConstMatrixRef<T> y, const double* sample_weight,
+                              double l2) {
   const Index n = input_rows(x);
   const Index chunk = std::min(full_gradient_chunk_rows, n);
-  ws.reserve(net, chunk, Purpose::training, csr_nonzeros<T>(x, nullptr, chunk));
+  ws.reserve(net, chunk, Purpose::training, csr_nonzeros<T>(x, chunk));
   double weight_sum = double(n);
   if (sample_weight) weight_sum = std::accumulate(sample_weight, sample_weight + n, 0.0);
   for (std::size_t l = 0; l < net.layers.size(); ++l) {
@@ -386,6 +391,20 @@ FullGradient full_gradient(LayerBuffers<T>& grads, Network<T>& net, Workspace<T>
     }
   }
   return result;
+}
+
+template <typename T>
+FullGradient full_gradient(LayerBuffers<T>& grads, Network<T>& net, Workspace<T>& ws,
+                           ConstMatrixRef<T> x, ConstMatrixRef<T> y, const double* sample_weight,
+                           double l2) {
+  return full_gradient_on<T>(grads, net, ws, x, y, sample_weight, l2);
+}
+
+template <typename T>
+FullGradient full_gradient(LayerBuffers<T>& grads, Network<T>& net, Workspace<T>& ws,
+                           const CsrMatrix<T>& x, ConstMatrixRef<T> y, const double* sample_weight,
+                           double l2) {
+  return full_gradient_on<T>(grads, net, ws, x, y, sample_weight, l2);
 }
 
 template <typename T>
