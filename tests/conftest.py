@@ -22,6 +22,16 @@ def mnist():
     return datasets.load_mnist(folder)
 
 
+@pytest.fixture(autouse=True)
+def engine_threads_restored():
+    """Each test starts with the engine following OpenMP's thread count, whatever the last set."""
+    from fastgd import _core
+
+    _core.set_num_threads(None)
+    yield
+    _core.set_num_threads(None)
+
+
 def random_problem(rng, n, n_in, n_out, loss, output, dtype=np.float64):
     """Inputs and targets that suit the loss: class labels for softmax, [0, 1] targets for sigmoid."""
     X = rng.standard_normal((n, n_in)).astype(dtype)

@@ -7,7 +7,7 @@ iteration count of `sklearn.neural_network`'s to rounding. Each epoch is one cal
 C++ engine (``fastgd._training.run_epoch``): its batches never come back to Python. The fitted
 ``network_`` is a `fastgd.Network`, ready for ``save``, ``to_onnx`` or ``predict(out=...)``.
 
-Needs scikit-learn 1.6 or later (``pip install "fastgd[sklearn]"``).
+Needs scikit-learn 1.7 or later (``pip install "fastgd[sklearn]"``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ try:
     from sklearn.utils.optimize import _check_optimize_result
     from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 except ImportError as exc:
-    raise ImportError(f'fastgd.sklearn needs scikit-learn 1.6 or later: pip install "fastgd[sklearn]" ({exc})') from None
+    raise ImportError(f'fastgd.sklearn needs scikit-learn 1.7 or later: pip install "fastgd[sklearn]" ({exc})') from None
 
 from . import io
 from ._core import chosen_num_threads, get_num_threads, set_num_threads
