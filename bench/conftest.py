@@ -65,6 +65,10 @@ for _spec in WORKLOADS.values():
     _spec["flops_per_sample"] = forward_flops(_spec["sizes"]) if "rows" in _spec else training_flops(_spec["sizes"])
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "bench: a benchmark of bench/, timed by pytest-benchmark; not part of the test suite")
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--threads", type=int, default=None,
